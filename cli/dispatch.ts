@@ -45,11 +45,21 @@ export async function dispatch(argv: readonly string[], io: CommandIO = processI
       io.stderr.write(`error: ${err.message} [${err.code}]\n`);
       return 1;
     }
-    if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('E')) {
+    if (isSystemError(err)) {
       // Node's system errors (ENOENT, EACCES, …) are the user's to fix, not our bugs.
       io.stderr.write(`error: ${err.message}\n`);
       return 1;
     }
     throw err;
   }
+}
+
+/** ENOENT and friends. Duck-typed: such errors may come from another realm (vm, jest). */
+function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    typeof (err as NodeJS.ErrnoException).syscall === 'string'
+  );
 }
