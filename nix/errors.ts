@@ -54,6 +54,7 @@ export const ErrorCode = {
   DRV_INVALID: 'ERR_NIX_DRV_INVALID',
   DRV_OUTPUT_MISMATCH: 'ERR_NIX_DRV_OUTPUT_MISMATCH',
   DRV_INPUT_MISSING: 'ERR_NIX_DRV_INPUT_MISSING',
+  DRV_UNSUPPORTED: 'ERR_NIX_DRV_UNSUPPORTED', // e.g. DrvWithVersion (dynamic derivations)
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
