@@ -1,0 +1,143 @@
+/**
+ * Gateway configuration: flags win over environment variables, which win over defaults.
+ * Scripts and the Helm chart rely on these flag names.
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GatewayError, GatewayErrorCode } from './errors.js';
+
+export interface GatewayConfig {
+  readonly dataDir: string;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly authorizedKeysFile: string;
+  readonly hostKeyFile: string;
+  readonly maxNarSize: number;
+  readonly maxPathsPerRequest: number;
+  readonly maxSessionsPerKey: number;
+  readonly logLevel: string;
+}
+
+interface Setting {
+  readonly flag: string;
+  readonly env: string;
+  readonly help: string;
+  readonly default: (dataDir: string) => string;
+}
+
+const SETTINGS = {
+  dataDir: {
+    flag: 'data-dir',
+    env: 'NIXYARD_DATA_DIR',
+    help: 'where the store, host key and authorized_keys live',
+    default: () => (process.env.XDG_DATA_HOME ? join(process.env.XDG_DATA_HOME, 'nixyard') : resolve('data')),
+  },
+  listen: {
+    flag: 'listen',
+    env: 'NIXYARD_LISTEN',
+    help: 'SSH address, HOST:PORT',
+    default: () => '127.0.0.1:2222',
+  },
+  authorizedKeys: {
+    flag: 'authorized-keys',
+    env: 'NIXYARD_AUTHORIZED_KEYS',
+    help: 'OpenSSH authorized_keys file with permissions="…" options',
+    default: (d) => join(d, 'authorized_keys'),
+  },
+  hostKey: {
+    flag: 'host-key',
+    env: 'NIXYARD_HOST_KEY',
+    help: 'SSH host private key, generated on first start',
+    default: (d) => join(d, 'ssh_host_ed25519_key'),
+  },
+  maxNarSize: {
+    flag: 'max-nar-size',
+    env: 'NIXYARD_MAX_NAR_SIZE',
+    help: 'largest NAR accepted in one upload, bytes',
+    default: () => String(64 * 2 ** 30),
+  },
+  maxPathsPerRequest: {
+    flag: 'max-paths-per-request',
+    env: 'NIXYARD_MAX_PATHS_PER_REQUEST',
+    help: 'most store paths in one request',
+    default: () => '1000000',
+  },
+  maxSessionsPerKey: {
+    flag: 'max-sessions-per-key',
+    env: 'NIXYARD_MAX_SESSIONS_PER_KEY',
+    help: 'most concurrent sessions of one key',
+    default: () => '64',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'NIXYARD_LOG_LEVEL',
+    help: 'trace, debug, info, warn or error',
+    default: () => 'info',
+  },
+} satisfies Record<string, Setting>;
+
+export function configHelp(): string {
+  const rows = Object.values(SETTINGS).map(
+    (s: Setting) =>
+      `  --${s.flag} VALUE`.padEnd(34) +
+      `${s.help}\n${' '.repeat(34)}env ${s.env}, default ${s.default('$DATA_DIR')}`,
+  );
+  return rows.join('\n');
+}
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new GatewayError(
+      GatewayErrorCode.CONFIG_INVALID,
+      `--${name} must be a positive integer, got '${value}'`,
+      {
+        setting: name,
+      },
+    );
+  }
+  return n;
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(value);
+  if (!m) {
+    throw new GatewayError(GatewayErrorCode.CONFIG_INVALID, `--listen must be HOST:PORT, got '${value}'`, {
+      setting: 'listen',
+    });
+  }
+  const port = Number(m[2]);
+  if (port > 65535) {
+    throw new GatewayError(GatewayErrorCode.CONFIG_INVALID, `--listen port ${port} is out of range`, {
+      setting: 'listen',
+    });
+  }
+  return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export function loadGatewayConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): GatewayConfig {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }]),
+  );
+  const { values } = parseArgs({ args: [...argv], options, allowPositionals: false });
+  const get = (s: Setting, dataDir: string): string => {
+    const v = values[s.flag];
+    return typeof v === 'string' ? v : (env[s.env] ?? s.default(dataDir));
+  };
+  const dataDir = resolve(get(SETTINGS.dataDir, ''));
+  const { host, port } = parseListen(get(SETTINGS.listen, dataDir));
+  return {
+    dataDir,
+    listenHost: host,
+    listenPort: port,
+    authorizedKeysFile: resolve(get(SETTINGS.authorizedKeys, dataDir)),
+    hostKeyFile: resolve(get(SETTINGS.hostKey, dataDir)),
+    maxNarSize: positiveInt('max-nar-size', get(SETTINGS.maxNarSize, dataDir)),
+    maxPathsPerRequest: positiveInt('max-paths-per-request', get(SETTINGS.maxPathsPerRequest, dataDir)),
+    maxSessionsPerKey: positiveInt('max-sessions-per-key', get(SETTINGS.maxSessionsPerKey, dataDir)),
+    logLevel: get(SETTINGS.logLevel, dataDir),
+  };
+}

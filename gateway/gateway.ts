@@ -1,0 +1,69 @@
+/**
+ * `startGateway(config)`: everything the embedded default needs on one machine: the
+ * host key, authorized keys, the store on the data directory, and the SSH server.
+ */
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { loadAuthorizedKeys } from './authorized-keys.js';
+import type { GatewayConfig } from './config.js';
+import { seedAuthorizedKeys } from './first-start.js';
+import { loadOrCreateHostKey } from './host-key.js';
+import { createSshServer, type ProtocolHandlers } from './ssh-server.js';
+
+export interface RunningGateway {
+  readonly host: string;
+  readonly port: number;
+  readonly hostPublicKey: string;
+  readonly log: Logger;
+  close(): Promise<void>;
+}
+
+export interface GatewayDeps {
+  readonly handlers: ProtocolHandlers;
+  readonly log?: Logger;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<RunningGateway> {
+  const log = deps.log ?? pino({ level: config.logLevel, base: { component: 'gateway' } });
+  const hostKey = await loadOrCreateHostKey(config.hostKeyFile);
+  if (hostKey.generated)
+    log.info({ file: config.hostKeyFile, publicKey: hostKey.publicKey }, 'generated a new host key');
+  const seeded = await seedAuthorizedKeys(config.authorizedKeysFile);
+  if (seeded !== undefined) {
+    const msg =
+      seeded > 0 ? "created authorized_keys with this user's SSH keys" : 'created an empty authorized_keys';
+    log.info({ file: config.authorizedKeysFile, keys: seeded }, msg);
+  }
+  const initialKeys = await loadAuthorizedKeys(config.authorizedKeysFile);
+  if (initialKeys.length === 0) {
+    log.warn({ file: config.authorizedKeysFile }, 'no authorized keys: add a public key to let clients in');
+  }
+
+  const server = createSshServer({
+    hostKey: hostKey.privateKey,
+    authorizedKeys: () => loadAuthorizedKeys(config.authorizedKeysFile),
+    handlers: deps.handlers,
+    log,
+    hostHint: config.listenPort === 22 ? config.listenHost : `${config.listenHost}:${config.listenPort}`,
+    maxSessionsPerKey: config.maxSessionsPerKey,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listenPort, config.listenHost, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  log.info({ host: address.address, port: address.port, dataDir: config.dataDir }, 'gateway listening');
+  return {
+    host: address.address,
+    port: address.port,
+    hostPublicKey: hostKey.publicKey,
+    log,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}
