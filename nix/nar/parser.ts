@@ -379,10 +379,11 @@ export class NarParser {
 
   private error(code: ErrorCode, message: string, context: ErrorContext = {}): NixFormatError {
     const path = describePath(this.path);
-    return new NixFormatError(code, `${message} (NAR offset ${this.tokenStart}, path ${path})`, {
-      offset: this.tokenStart,
+    const offset = context.offset ?? this.tokenStart;
+    return new NixFormatError(code, `${message} (NAR offset ${offset}, path ${path})`, {
       path,
       ...context,
+      offset,
     });
   }
 }
