@@ -4,6 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
+import type { Connection } from 'ssh2';
 import { loadAuthorizedKeys } from './authorized-keys.js';
 import type { GatewayConfig } from './config.js';
 import { seedAuthorizedKeys } from './first-start.js';
@@ -47,6 +48,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     hostHint: config.listenPort === 22 ? config.listenHost : `${config.listenHost}:${config.listenPort}`,
     maxSessionsPerKey: config.maxSessionsPerKey,
   });
+  // Tracked so that close() ends open sessions instead of waiting for them.
+  const connections = new Set<Connection>();
+  server.on('connection', (client: Connection) => {
+    connections.add(client);
+    client.on('close', () => connections.delete(client));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listenPort, config.listenHost, () => {
@@ -64,6 +71,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        for (const client of connections) client.end();
       }),
   };
 }
