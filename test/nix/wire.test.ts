@@ -170,7 +170,7 @@ describe('WireReader', () => {
     async function* counted(): AsyncGenerator<Uint8Array> {
       for (const c of [encodeU64(1), encodeU64(2), encodeU64(3)]) {
         pulls++;
-        yield c;
+        yield await Promise.resolve(c);
       }
     }
     const r = new WireReader(counted());
