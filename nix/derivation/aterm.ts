@@ -22,7 +22,7 @@ import { printMethodAlgo, type Derivation, type DerivationOutput, type OutputHas
 export const DEFAULT_MAX_DRV_BYTES = 256 * 1024 * 1024;
 
 export interface ParseDerivationOptions {
-  /** Derivation name (Nix: from the .drv path). Default: `env.name`, else `''`. */
+  /** Derivation name (Nix: from the .drv path). Default: `env.name`, `name` in `env.__json`, else `''`. */
   readonly name?: string;
   readonly storeDir?: string;
   /** Largest input accepted (default 256 MiB). */
@@ -277,7 +277,7 @@ class Parser {
     if (this.pos !== this.s.length) this.fail('trailing data after the derivation', 'trailer');
     const envMap = new Map(env);
     return {
-      name: options.name ?? envMap.get('name') ?? '',
+      name: options.name ?? defaultName(envMap),
       outputs: new Map(outputs),
       inputDrvs: new Map(inputDrvs),
       inputSrcs,
@@ -287,6 +287,23 @@ class Parser {
       env: envMap,
     };
   }
+}
+
+/** `env.name`, or `name` in `env.__json` (`__structuredAttrs`), or `''`. */
+function defaultName(env: ReadonlyMap<string, string>): string {
+  const name = env.get('name');
+  if (name !== undefined) return name;
+  const json = env.get('__json');
+  if (json === undefined) return '';
+  try {
+    const attrs: unknown = JSON.parse(json);
+    if (typeof attrs === 'object' && attrs !== null && 'name' in attrs && typeof attrs.name === 'string') {
+      return attrs.name;
+    }
+  } catch {
+    // not JSON: no name
+  }
+  return '';
 }
 
 /** Parses the bytes of a .drv file (a `string` is taken as a byte string). */
