@@ -13,13 +13,26 @@ import { ErrorCode, NixFormatError } from './errors.js';
 const HASH_LENGTH = 32;
 const BASE32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
 
-const IS_BASE32 = new Uint8Array(256);
-for (const c of BASE32_ALPHABET) IS_BASE32[c.charCodeAt(0)] = 1;
+/** For each byte: 1 + its base32 digit value, or 0 if it is not a base32 character. */
+const DIGIT = new Uint8Array(256);
+for (let i = 0; i < BASE32_ALPHABET.length; i++) DIGIT[BASE32_ALPHABET.charCodeAt(i)] = i + 1;
+
+/** Index of a window's first four digits (20 bits) in the prefix filter. */
+function prefixKey(bytes: Uint8Array, i: number): number {
+  return (
+    ((DIGIT[bytes[i]!]! - 1) << 15) |
+    ((DIGIT[bytes[i + 1]!]! - 1) << 10) |
+    ((DIGIT[bytes[i + 2]!]! - 1) << 5) |
+    (DIGIT[bytes[i + 3]!]! - 1)
+  );
+}
 
 export class ReferenceScanner {
   /** Hash parts not seen yet; a found one moves to `seen` and is no longer looked up. */
   private readonly pending = new Set<string>();
   private readonly seen = new Set<string>();
+  /** One bit per 4-digit prefix of a pending hash: most windows are rejected without a string. */
+  private readonly prefixes = new Uint32Array(1 << 15);
   /** The last up to 31 bytes of the stream so far. */
   private tail = new Uint8Array(0);
 
@@ -31,6 +44,8 @@ export class ReferenceScanner {
         });
       }
       this.pending.add(part);
+      const key = prefixKey(Buffer.from(part, 'latin1'), 0);
+      this.prefixes[key >>> 5]! |= 1 << (key & 31);
     }
   }
 
@@ -59,13 +74,16 @@ export class ReferenceScanner {
     let i = 0;
     outer: while (i + HASH_LENGTH <= bytes.length && this.pending.size > 0) {
       for (let j = HASH_LENGTH - 1; j >= 0; j--) {
-        if (IS_BASE32[bytes[i + j]!] === 0) {
+        if (DIGIT[bytes[i + j]!] === 0) {
           i += j + 1;
           continue outer;
         }
       }
-      const window = latin1(bytes, i);
-      if (this.pending.delete(window)) this.seen.add(window);
+      const key = prefixKey(bytes, i);
+      if ((this.prefixes[key >>> 5]! & (1 << (key & 31))) !== 0) {
+        const window = latin1(bytes, i);
+        if (this.pending.delete(window)) this.seen.add(window);
+      }
       i++;
     }
   }
@@ -85,5 +103,5 @@ export class ReferenceScanner {
 }
 
 function latin1(bytes: Uint8Array, start: number): string {
-  return String.fromCharCode(...bytes.subarray(start, start + HASH_LENGTH));
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, HASH_LENGTH).toString('latin1');
 }

@@ -124,7 +124,8 @@ class Restorer {
       if (path.length === 0) this.createdRoot = true;
       return result;
     } catch (err) {
-      if (err instanceof Error && 'code' in err && err.code === 'EEXIST') {
+      // Duck-typed: system errors may come from another realm (e.g. Jest's VM modules).
+      if (typeof err === 'object' && err !== null && 'code' in err && err.code === 'EEXIST') {
         const where = path.length === 0 ? `destination '${this.dest.toString()}'` : `'${describePath(path)}'`;
         throw new NixFormatError(
           ErrorCode.NAR_UNSAFE_RESTORE,
