@@ -1,0 +1,236 @@
+/**
+ * The store on a data directory (layout.ts): imports, queries, signatures, deletion,
+ * and the operator checks. Queries are answered by the index (path-index.ts), never by
+ * touching the volume per path; records on the volume are the truth it is rebuilt from.
+ */
+import { rename } from 'node:fs/promises';
+import { isNixBase32Char } from '../nix/hash.js';
+import { dumpPath } from '../nix/nar/writer.js';
+import { HASH_PART_LENGTH, isStorePath, STORE_DIR } from '../nix/store-path.js';
+import { StoreError, StoreErrorCode, notValid } from './errors.js';
+import { removeTree } from './fs-util.js';
+import { addToStore, importBatch, importNar, type BatchItem, type StoreContext } from './import.js';
+import { StoreLayout } from './layout.js';
+import { KeyedLock } from './locks.js';
+import { MemoryPathIndex } from './memory-index.js';
+import type { PathIndex } from './path-index.js';
+import type { PathInfo } from './path-info.js';
+import { deleteRecord, readRecord, writeRecord } from './records.js';
+import type { AddToStoreRequest, NarClaim } from './staging.js';
+import { TempRoots } from './temp-roots.js';
+import { reindex, verifyStore, type ReindexReport, type VerifyOptions, type VerifyReport } from './verify.js';
+
+export interface LocalStoreOptions {
+  /** The data directory (created if missing). */
+  readonly dataDir: string;
+  /** Logical store directory; `/nix/store` unless testing. */
+  readonly storeDir?: string;
+  /** Default: a fresh in-process index. */
+  readonly index?: PathIndex;
+  /** Rebuild the index from the records on open. Default true (an in-process index starts empty). */
+  readonly reindex?: boolean;
+  /** Clock for registrationTime, in unix seconds. */
+  readonly now?: () => number;
+}
+
+export class LocalStore {
+  readonly layout: StoreLayout;
+  readonly index: PathIndex;
+  readonly tempRoots = new TempRoots();
+  private readonly ctx: StoreContext;
+
+  private constructor(layout: StoreLayout, index: PathIndex, now: () => number) {
+    this.layout = layout;
+    this.index = index;
+    this.ctx = { layout, index, locks: new KeyedLock(), now };
+  }
+
+  /**
+   * Opens (creating if needed) the store in `dataDir`: removes staging left over from a
+   * crash and, unless told otherwise, rebuilds the index. Only one process may open a
+   * data directory until cross-process locking arrives (it would remove the other's
+   * staging).
+   */
+  static async open(options: LocalStoreOptions): Promise<LocalStore> {
+    const layout = new StoreLayout(options.dataDir, options.storeDir ?? STORE_DIR);
+    await layout.create();
+    await layout.cleanStaging();
+    const store = new LocalStore(
+      layout,
+      options.index ?? new MemoryPathIndex(),
+      options.now ?? (() => Math.floor(Date.now() / 1000)),
+    );
+    if (options.reindex ?? true) await store.reindex();
+    return store;
+  }
+
+  get storeDir(): string {
+    return this.layout.storeDir;
+  }
+
+  // ---- imports (import.ts) ----
+
+  /** AddToStoreNar: import one NAR as `claim.path` after verifying it. */
+  importNar(claim: NarClaim, nar: AsyncIterable<Uint8Array>): Promise<PathInfo> {
+    return importNar(this.ctx, claim, nar);
+  }
+
+  /** AddMultipleToStore / ImportPaths: references may point forward within the batch. */
+  importBatch(items: AsyncIterable<BatchItem>): Promise<PathInfo[]> {
+    return importBatch(this.ctx, items);
+  }
+
+  /** AddToStore: content-address `data` by `req.method` and store it. */
+  addToStore(req: AddToStoreRequest, data: AsyncIterable<Uint8Array>): Promise<PathInfo> {
+    return addToStore(this.ctx, req, data);
+  }
+
+  /** AddTextToStore (and `builtins.toFile`): a `text:sha256` path. */
+  addTextToStore(name: string, text: string | Uint8Array, references: readonly string[] = []): Promise<PathInfo> {
+    const bytes = typeof text === 'string' ? Buffer.from(text) : text;
+    return addToStore(this.ctx, { name, method: 'text:sha256', references }, oneChunk(bytes));
+  }
+
+  // ---- queries (index only) ----
+
+  /** The info of a valid path, or undefined. */
+  queryPathInfo(path: string): Promise<PathInfo | undefined> {
+    return this.index.get(path);
+  }
+
+  /** Like `queryPathInfo`, but `path '…' is not valid` if it is not. */
+  async requirePathInfo(path: string): Promise<PathInfo> {
+    const info = await this.index.get(path);
+    if (!info) throw notValid(path);
+    return info;
+  }
+
+  queryPathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
+    return this.index.getMany(paths);
+  }
+
+  async isValid(path: string): Promise<boolean> {
+    return (await this.index.has([path])).has(path);
+  }
+
+  /** The valid subset of `paths` (one index query for the whole batch). */
+  queryValid(paths: readonly string[]): Promise<Set<string>> {
+    return this.index.has(paths);
+  }
+
+  queryAll(): Promise<string[]> {
+    return this.index.all();
+  }
+
+  queryReferrers(path: string): Promise<string[]> {
+    return this.index.referrers(path);
+  }
+
+  /**
+   * The recorded deriver of `path`, if it is valid itself. (Nix also finds .drvs that
+   * name `path` as an output; that needs derivation parsing and lives above the store.)
+   */
+  async queryValidDerivers(path: string): Promise<string[]> {
+    const deriver = (await this.index.get(path))?.deriver;
+    if (deriver === undefined) return [];
+    return (await this.index.has([deriver])).has(deriver) ? [deriver] : [];
+  }
+
+  /** The valid path with this hash part (QueryPathFromHashPart), if any. */
+  async queryPathFromHashPart(hashPart: string): Promise<string | undefined> {
+    if (hashPart.length !== HASH_PART_LENGTH || ![...hashPart].every(isNixBase32Char)) return undefined;
+    return this.index.fromHashPart(hashPart);
+  }
+
+  /**
+   * The NAR of a valid path (NarFromPath). Validity is checked before this resolves, so
+   * the caller can answer `path '…' is not valid` before it starts streaming.
+   */
+  async narFromPath(path: string): Promise<AsyncIterable<Uint8Array>> {
+    if (!isStorePath(path, this.storeDir) || !(await this.isValid(path))) throw notValid(path);
+    return dumpPath(this.layout.contentPath(path));
+  }
+
+  /** The closure of `paths` under references (invalid starting paths are an error). */
+  async queryClosure(paths: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    let frontier = [...new Set(paths)];
+    while (frontier.length > 0) {
+      const infos = await this.index.getMany(frontier);
+      const next: string[] = [];
+      for (const p of frontier) {
+        const info = infos.get(p);
+        if (!info) throw notValid(p);
+        out.add(p);
+        for (const r of info.references) if (!out.has(r)) next.push(r);
+      }
+      frontier = [...new Set(next)].filter((p) => !out.has(p));
+    }
+    return out;
+  }
+
+  // ---- changes to valid paths ----
+
+  /** Adds signatures to a valid path's record (AddSignatures); duplicates are dropped. */
+  async addSignatures(path: string, sigs: readonly string[]): Promise<PathInfo> {
+    return this.ctx.locks.with(path, async () => {
+      const info = await readRecord(this.layout, path);
+      if (!info) throw notValid(path);
+      const merged = [...new Set([...info.sigs, ...sigs])];
+      if (merged.length === info.sigs.length) return info;
+      const updated: PathInfo = { ...info, sigs: merged };
+      await writeRecord(this.layout, updated);
+      await this.index.put(updated);
+      return updated;
+    });
+  }
+
+  /**
+   * Deletes a valid path (`nix-store --delete`): refused while another valid path refers
+   * to it or a session holds it as a temp root. The record goes first (the path stops
+   * being valid), then the index entry, then the content.
+   */
+  async deletePath(path: string): Promise<void> {
+    await this.ctx.locks.with(path, async () => {
+      const info = await readRecord(this.layout, path);
+      if (!info) throw notValid(path);
+      const referrers = (await this.index.referrers(path)).filter((r) => r !== path);
+      if (referrers.length > 0) {
+        throw new StoreError(
+          StoreErrorCode.PATH_IN_USE,
+          `cannot delete path '${path}' because it is in use by '${referrers[0]}'`,
+          { path, referrer: referrers[0] },
+        );
+      }
+      if (this.tempRoots.has(path)) {
+        throw new StoreError(
+          StoreErrorCode.PATH_IN_USE,
+          `cannot delete path '${path}' since it is still alive (a session holds it)`,
+          { path },
+        );
+      }
+      await deleteRecord(this.layout, path);
+      await this.index.delete(path);
+      const trash = await this.layout.newStagingDir();
+      try {
+        await rename(this.layout.contentPath(path), `${trash}/content`);
+      } finally {
+        await removeTree(trash);
+      }
+    });
+  }
+
+  // ---- operators ----
+
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyStore(this.ctx, options);
+  }
+
+  reindex(): Promise<ReindexReport> {
+    return reindex(this.ctx);
+  }
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (bytes.length > 0) yield bytes;
+}
