@@ -30,6 +30,7 @@ export type Shape =
   | { readonly kind: 'since'; readonly minor: number; readonly of: Shape; readonly absent: unknown }
   | { readonly kind: 'byVersion'; readonly minor: number; readonly newer: Shape; readonly older: Shape }
   | { readonly kind: 'optional'; readonly of: Shape }
+  | { readonly kind: 'atMinor'; readonly minor: number; readonly of: Shape }
   | { readonly kind: 'custom'; readonly name: string };
 
 export interface Codec<T> {

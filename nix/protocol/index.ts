@@ -31,3 +31,4 @@ export * from './handshake.js';
 export * from './worker-ops.js';
 export * from './serve-ops.js';
 export * from './nar-stream.js';
+export * from './export.js';

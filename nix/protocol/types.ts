@@ -23,7 +23,7 @@ export function atMinor<T>(minor: number, of: Codec<T>): Codec<T> {
   return {
     read: (r, c) => of.read(r, { ...c, minor }),
     write: (b, v, c) => of.write(b, v, { ...c, minor }),
-    shape: { kind: 'byVersion', minor: 0, newer: of.shape, older: of.shape },
+    shape: { kind: 'atMinor', minor, of: of.shape },
   };
 }
 

@@ -17,10 +17,12 @@ export const Since = {
   activities: 20, // START/STOP_ACTIVITY, RESULT stderr messages
   addToStoreNarStderrRead: 21, // AddToStoreNar data pulled with STDERR_READ
   substitutablePathInfosCaMap: 22, // QuerySubstitutablePathInfos takes {path: ca}
+  queryDerivationOutputMap: 22, // op 41
   addToStoreNarFramed: 23, // AddToStoreNar data framed
   addToStoreNewForm: 25, // AddToStore(name, camStr, refs, repair, framed)
   structuredError: 26, // STDERR_ERROR carries an Error object
-  queryValidPathsSubstitute: 27, // QueryValidPaths has the substitute flag; realisation ops
+  queryValidPathsSubstitute: 27, // QueryValidPaths has the substitute flag
+  realisationOps: 27, // ops 42, 43 (CA derivations)
   buildResultBuiltOutputs: 28, // BuildResult has builtOutputs
   buildResultTimes: 29, // timesBuilt, isNonDeterministic, start/stopTime
   derivedPathStrings: 30, // DerivedPath strings (`drv!outs`)
@@ -32,6 +34,27 @@ export const Since = {
   addPermRoot: 36, // op 47
   cpuTimes: 37, // BuildResult cpuUser/cpuSystem
   features: 38, // handshake feature-set exchange
+} as const;
+
+/**
+ * The first minor version at which a client may send each worker op (ops not listed exist
+ * in every version we speak). A server can answer earlier use with "invalid operation".
+ */
+export const OpSince = {
+  QueryMissing: Since.queryMissing,
+  AddToStoreNar: Since.addToStoreNar,
+  QueryDerivationOutputMap: Since.queryDerivationOutputMap,
+  RegisterDrvOutput: Since.realisationOps,
+  QueryRealisation: Since.realisationOps,
+  AddMultipleToStore: Since.addMultipleToStore,
+  AddBuildLog: Since.addMultipleToStore,
+  BuildPathsWithResults: Since.buildPathsWithResults,
+  AddPermRoot: Since.addPermRoot,
+} as const;
+
+/** The first minor version *without* each obsolete op (clients at or above it do not send it). */
+export const OpUntil = {
+  AddTextToStore: Since.addToStoreNewForm,
 } as const;
 
 /** Serve protocol (major 2): the minor version at which each field appears. */

@@ -93,6 +93,8 @@ function arbitrary(shape: Shape, minor: number): fc.Arbitrary<unknown> {
       return arbitrary(minor >= shape.minor ? shape.newer : shape.older, minor);
     case 'optional':
       return fc.option(arbitrary(shape.of, minor), { nil: null });
+    case 'atMinor':
+      return arbitrary(shape.of, shape.minor);
     case 'custom':
       if (shape.name === 'servePathInfos') {
         return fc.array(

@@ -38,6 +38,12 @@ import {
 } from '../../nix/protocol/serve-ops.js';
 import { readNarFromWire, skipNarFromWire } from '../../nix/protocol/nar-stream.js';
 import { ValidPathInfo116 } from '../../nix/protocol/types.js';
+import {
+  encodeExportEnd,
+  encodeExportEntryEnd,
+  encodeExportEntryStart,
+  readExportEntry,
+} from '../../nix/protocol/export.js';
 import { Op } from '../../nix/protocol/worker.js';
 import { ServeCommand } from '../../nix/protocol/serve.js';
 import { Since, minorOf } from '../../nix/protocol/versions.js';
@@ -337,6 +343,40 @@ describe('readNarFromWire', () => {
       expect(Buffer.concat(pieces)).toEqual(nar);
       expect(r.offset).toBe(136);
       expect(await r.readU64()).toBe(0x0807060504030201n);
+      expect(await r.atEof()).toBe(true);
+    }
+  });
+});
+
+describe('export format', () => {
+  it('reads entries whose NAR comes before the metadata, at every split', async () => {
+    const d = loadStream(byId('misc-ops/12-add-path-ssh-ng'), 'c2s');
+    const start = d.indexOf(Buffer.from('nix-archive-1')) - 8;
+    const nar = d.subarray(start, start + 136);
+    const ctx: Ctx = { minor: 7, limits: DEFAULT_WIRE_LIMITS };
+    const entry = {
+      path: '/nix/store/acby209j93nknjrv1qj6lz4qd8n7j76s-file.txt',
+      references: ['/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x'],
+      deriver: '',
+      signature: null,
+    };
+    const stream = Buffer.concat([
+      encodeExportEntryStart(),
+      nar,
+      encodeExportEntryEnd(entry, ctx),
+      encodeExportEntryStart(),
+      nar,
+      encodeExportEntryEnd({ ...entry, signature: 'sig' }, ctx),
+      encodeExportEnd(),
+    ]);
+    for (let cut = 0; cut <= stream.length; cut += 3) {
+      const r = new WireReader([stream.subarray(0, cut), stream.subarray(cut)]);
+      const got: Buffer[] = [];
+      const first = await readExportEntry(r, ctx, (c) => void got.push(Buffer.from(c)));
+      expect(first).toEqual({ ...entry, narSize: 136 });
+      expect(Buffer.concat(got)).toEqual(nar);
+      expect(await readExportEntry(r, ctx)).toEqual({ ...entry, signature: 'sig', narSize: 136 });
+      expect(await readExportEntry(r, ctx)).toBeNull();
       expect(await r.atEof()).toBe(true);
     }
   });
