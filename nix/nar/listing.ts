@@ -13,7 +13,7 @@
 import type { NarEvent, NarPath } from './parser.js';
 
 export interface ListingOptions {
-  /** Mode and size columns, like `-l` (default true). */
+  /** Mode and size columns and symlink targets, like `-l` (default true); else names only. */
   readonly long?: boolean;
 }
 
@@ -44,7 +44,7 @@ function line(long: boolean, mode: string, size: number, path: NarPath, target?:
   const parts: Uint8Array[] = [];
   if (long) parts.push(Buffer.from(`${mode} ${String(size).padStart(20)} `));
   parts.push(relativeName(path));
-  if (target) parts.push(Buffer.from(' -> '), target);
+  if (long && target) parts.push(Buffer.from(' -> '), target);
   parts.push(Buffer.from('\n'));
   return Buffer.concat(parts);
 }
