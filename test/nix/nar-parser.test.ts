@@ -96,7 +96,7 @@ function parseError(bytes: Uint8Array, limits = {}): NixFormatError {
   throw new Error('expected the NAR to be rejected');
 }
 
-const SMALL_NARS: Record<string, Buffer> = {
+const SMALL_NARS: Record<string, Uint8Array> = {
   'empty file': narOfBytes(new Uint8Array()),
   'executable file': narOfBytes(Buffer.from('#!/bin/sh\necho hi\n'), true),
   '8-byte file': narOfBytes(Buffer.from('12345678')),
