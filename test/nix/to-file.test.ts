@@ -1,7 +1,7 @@
 /**
  * `builtins.toFile` paths: text paths (makeTextPath) with the string context of the text as
- * references, compared with what nix-instantiate --eval computes (_to-file.nix). Read-write
- * mode, so that Nix writes the files and the referenced .drv files.
+ * references, compared with what nix-instantiate --eval computes (_to-file.nix). The
+ * referenced .drv files are instantiated too, so that we can recompute their paths.
  */
 import { beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ beforeAll(async () => {
     '--json',
     join(CORPUS_DIR, '_to-file.nix'),
   ]);
+  await runNix('nix-instantiate', [join(CORPUS_DIR, '_to-file.nix'), '-A', 'deps']);
   cases = JSON.parse(stdout.toString('utf8')) as ToFileCase[];
 });
 
