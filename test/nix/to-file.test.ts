@@ -27,6 +27,8 @@ beforeAll(async () => {
     '--strict',
     '--json',
     join(CORPUS_DIR, '_to-file.nix'),
+    '-A',
+    'cases',
   ]);
   await runNix('nix-instantiate', [join(CORPUS_DIR, '_to-file.nix'), '-A', 'deps']);
   cases = JSON.parse(stdout.toString('utf8')) as ToFileCase[];
