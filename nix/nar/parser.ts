@@ -118,7 +118,9 @@ export class NarParser {
   private finished = false;
 
   constructor(limits: Partial<NarLimits> = {}) {
-    this.limits = { ...DEFAULT_NAR_LIMITS, ...limits };
+    const merged = { ...DEFAULT_NAR_LIMITS, ...limits };
+    // Sizes are numbers: keep them exact.
+    this.limits = { ...merged, maxFileSize: Math.min(merged.maxFileSize, Number.MAX_SAFE_INTEGER) };
   }
 
   /** True once the root node's final `)` (and its padding) has been consumed. */

@@ -130,3 +130,23 @@ const main = join(process.cwd(), 'dist', 'cli', 'main.js');
   });
   expect(out.equals(nar)).toBe(true);
 });
+
+test.each(['file', 'symlink', 'empty directory'])(
+  'ls of a NAR whose root is a %s matches nix',
+  async (kind) => {
+    const root = join(work, `root-${kind.replace(' ', '-')}`);
+    if (kind === 'file') {
+      await writeFile(root, 'abc');
+      await chmod(root, 0o755);
+    } else if (kind === 'symlink') {
+      await symlink('/nowhere', root);
+    } else {
+      await mkdir(root);
+    }
+    const rootNar = await nixStoreDump(root);
+    const narFile = `${root}.nar`;
+    await writeFile(narFile, rootNar);
+    const { stdout } = await runCli(['nar', 'ls'], rootNar);
+    expect(stdout.toString('latin1')).toBe((await nixNarLs(narFile)).toString('latin1'));
+  },
+);
