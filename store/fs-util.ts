@@ -72,6 +72,7 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
+/** Duck-typed: Node's system errors are not `instanceof Error` across vm realms (Jest). */
 export function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && 'code' in err && err.code === code;
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
 }

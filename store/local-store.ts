@@ -29,6 +29,11 @@ export interface LocalStoreOptions {
   readonly index?: PathIndex;
   /** Rebuild the index from the records on open. Default true (an in-process index starts empty). */
   readonly reindex?: boolean;
+  /**
+   * Remove leftover staging on open. Default true; false for tools that open a store
+   * another process may be serving (its uploads in progress live in staging/).
+   */
+  readonly cleanStaging?: boolean;
   /** Clock for registrationTime, in unix seconds. */
   readonly now?: () => number;
 }
@@ -54,7 +59,7 @@ export class LocalStore {
   static async open(options: LocalStoreOptions): Promise<LocalStore> {
     const layout = new StoreLayout(options.dataDir, options.storeDir ?? STORE_DIR);
     await layout.create();
-    await layout.cleanStaging();
+    if (options.cleanStaging ?? true) await layout.cleanStaging();
     const store = new LocalStore(
       layout,
       options.index ?? new MemoryPathIndex(),
