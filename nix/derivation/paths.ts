@@ -3,7 +3,7 @@
  * of its outputs (protocol/README.md §11, §12), and a check of both against a .drv file.
  */
 import { ErrorCode, NixFormatError } from '../errors.js';
-import { hashOf } from '../hash.js';
+import { encodeNixBase32, hashOf } from '../hash.js';
 import {
   makeFixedOutputPath,
   makeOutputPath,
@@ -25,6 +25,14 @@ export function fixedOutputPath(
   const name = outputPathName(drvName, outputName);
   if (output.method === 'text') return makeTextPath(name, output.hash, [], storeDir);
   return makeFixedOutputPath(name, { method: output.method, hash: output.hash }, storeDir);
+}
+
+/**
+ * `hashPlaceholder(o)`: what the evaluator puts in env for a floating CA output `o`
+ * (replaced by the real path at build time): `/` + nix32(sha256("nix-output:<o>")).
+ */
+export function hashPlaceholder(outputName: string): string {
+  return `/${encodeNixBase32(hashOf('sha256', `nix-output:${outputName}`).bytes)}`;
 }
 
 /**

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from '@jest/globals';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { loadCorpus, type Corpus } from '../support/drv-corpus.js';
+import { loadCorpus, NIX_XP_ARGS, type Corpus } from '../support/drv-corpus.js';
 import { runNix } from '../support/nix-cli.js';
 import { runCli } from '../support/run-cli.js';
 
@@ -12,7 +12,7 @@ let top: string;
 let dir: string;
 
 const nixShow = async (...args: string[]): Promise<Buffer> =>
-  (await runNix('nix', ['--extra-experimental-features', 'nix-command', 'show-derivation', ...args])).stdout;
+  (await runNix('nix', [...NIX_XP_ARGS, 'show-derivation', ...args])).stdout;
 
 beforeAll(async () => {
   corpus = await loadCorpus();

@@ -30,6 +30,9 @@ export function corpusFiles(): string[] {
     .sort();
 }
 
+/** Arguments for every nix command on the corpus (32-content-addressed.nix needs them). */
+export const NIX_XP_ARGS = ['--extra-experimental-features', 'ca-derivations impure-derivations'];
+
 const lines = (b: Buffer): string[] =>
   b
     .toString('utf8')
@@ -45,11 +48,11 @@ export function loadCorpus(): Promise<Corpus> {
     const sources = new Map<string, string[]>();
     for (const file of corpusFiles()) {
       // `<drv>!<output>` when the default output is not `out`.
-      const top = lines((await runNix('nix-instantiate', [join(CORPUS_DIR, file)])).stdout).map(
-        (l) => l.split('!')[0] ?? l,
-      );
+      const top = lines(
+        (await runNix('nix-instantiate', [...NIX_XP_ARGS, join(CORPUS_DIR, file)])).stdout,
+      ).map((l) => l.split('!')[0] ?? l);
       roots.set(file, top);
-      const closure = lines((await runNix('nix-store', ['-qR', ...top])).stdout).filter((p) =>
+      const closure = lines((await runNix('nix-store', [...NIX_XP_ARGS, '-qR', ...top])).stdout).filter((p) =>
         p.endsWith('.drv'),
       );
       for (const p of closure) sources.set(p, [...(sources.get(p) ?? []), file]);
