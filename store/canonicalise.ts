@@ -35,11 +35,9 @@ async function canonicaliseNode(path: string, skipMode: boolean, sync: boolean):
     if (sync) await fsyncPath(path, 0);
     await chmod(path, (st.mode & 0o111) !== 0 ? 0o555 : 0o444);
   } else if (!st.isSymbolicLink()) {
-    throw new NixFormatError(
-      ErrorCode.NAR_UNSUPPORTED_FILE_TYPE,
-      `file '${path}' has an unsupported type`,
-      { path },
-    );
+    throw new NixFormatError(ErrorCode.NAR_UNSUPPORTED_FILE_TYPE, `file '${path}' has an unsupported type`, {
+      path,
+    });
   }
   await lutimes(path, CANONICAL_MTIME, CANONICAL_MTIME);
 }

@@ -33,7 +33,14 @@ import type { PathIndex } from './path-index.js';
 import type { PathInfo } from './path-info.js';
 import { readRecord, writeRecord } from './records.js';
 import { SourceTap } from './source-tap.js';
-import { claimToInfo, stageAddToStore, stageNar, type AddToStoreRequest, type NarClaim, type Staged } from './staging.js';
+import {
+  claimToInfo,
+  stageAddToStore,
+  stageNar,
+  type AddToStoreRequest,
+  type NarClaim,
+  type Staged,
+} from './staging.js';
 
 export interface StoreContext {
   readonly layout: StoreLayout;
@@ -58,9 +65,14 @@ async function afterDrain(err: unknown, tap: SourceTap): Promise<unknown> {
     drained = false;
   }
   if (!(err instanceof StoreError)) return err;
-  const out = new StoreError(err.code, err.message, { ...err.context, consumed: tap.consumed, drained }, {
-    cause: err.cause,
-  });
+  const out = new StoreError(
+    err.code,
+    err.message,
+    { ...err.context, consumed: tap.consumed, drained },
+    {
+      cause: err.cause,
+    },
+  );
   out.stack = err.stack;
   return out;
 }
@@ -161,7 +173,7 @@ export async function importBatch(ctx: StoreContext, items: AsyncIterable<BatchI
   const infos = new Map<string, PathInfo>();
   const waiting = new Map<string, Staged>();
   const commitReady = async (): Promise<void> => {
-    for (let progress = true; progress; ) {
+    for (let progress = true; progress;) {
       progress = false;
       for (const [path, staged] of waiting) {
         if ((await missingReferences(ctx, staged.info)).length > 0) continue;

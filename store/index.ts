@@ -20,6 +20,12 @@ export {
   verifyDetached,
 } from './signatures.js';
 export type { PublicKey, SecretKey } from './signatures.js';
-export type { ReindexReport, VerifyOptions, VerifyProblem, VerifyProblemKind, VerifyReport } from './verify.js';
+export type {
+  ReindexReport,
+  VerifyOptions,
+  VerifyProblem,
+  VerifyProblemKind,
+  VerifyReport,
+} from './verify.js';
 export { LocalStore } from './local-store.js';
 export type { LocalStoreOptions } from './local-store.js';

@@ -68,7 +68,10 @@ export function verifyDetached(message: string, sig: string, keys: readonly Publ
 }
 
 /** The signature a secret key gives a path info. */
-export function signPathInfo(info: Pick<PathInfo, 'path' | 'narHash' | 'narSize' | 'references'>, secret: SecretKey): string {
+export function signPathInfo(
+  info: Pick<PathInfo, 'path' | 'narHash' | 'narSize' | 'references'>,
+  secret: SecretKey,
+): string {
   return signDetached(fingerprint(info), secret);
 }
 

@@ -82,7 +82,8 @@ export function claimToInfo(claim: NarClaim, storeDir: string): PathInfo {
     throw err;
   }
   if (narHash.algo !== 'sha256') throw invalid(`narHash must be sha256, got ${narHash.algo}`);
-  if (!Number.isSafeInteger(claim.narSize) || claim.narSize < 0) throw invalid(`bad narSize ${claim.narSize}`);
+  if (!Number.isSafeInteger(claim.narSize) || claim.narSize < 0)
+    throw invalid(`bad narSize ${claim.narSize}`);
   let ca: string | undefined;
   if (claim.ca !== undefined && claim.ca !== '') {
     try {
@@ -174,7 +175,8 @@ export function stageNar(layout: StoreLayout, info: PathInfo, source: SourceTap)
         { path: info.path, specified: info.narSize, got: restored.narSize },
       );
     }
-    if (info.ca !== undefined) await checkContentAddress(info, root, narHash, source.extraHash(), layout.storeDir);
+    if (info.ca !== undefined)
+      await checkContentAddress(info, root, narHash, source.extraHash(), layout.storeDir);
     await canonicalisePath(root, { skipRootMode: true, sync: true });
     return { info, dir, root };
   });
@@ -194,11 +196,15 @@ async function checkContentAddress(
 ): Promise<void> {
   const ca = parseContentAddress(info.ca!);
   const mismatch = (why: string, extra: Record<string, string> = {}): StoreError =>
-    new StoreError(StoreErrorCode.CA_MISMATCH, `path '${info.path}' claims to be content-addressed but isn't: ${why}`, {
-      path: info.path,
-      ca: info.ca,
-      ...extra,
-    });
+    new StoreError(
+      StoreErrorCode.CA_MISMATCH,
+      `path '${info.path}' claims to be content-addressed but isn't: ${why}`,
+      {
+        path: info.path,
+        ca: info.ca,
+        ...extra,
+      },
+    );
   const actual = await contentHash(ca, root, narHash, narExtraHash, mismatch);
   if (!actual.equals(ca.hash)) {
     const got = printContentAddress({ method: ca.method, hash: actual });
@@ -219,7 +225,9 @@ async function checkContentAddress(
     throw err;
   }
   if (computed !== info.path) {
-    throw mismatch(`its content address '${info.ca}' and references give the path '${computed}'`, { computed });
+    throw mismatch(`its content address '${info.ca}' and references give the path '${computed}'`, {
+      computed,
+    });
   }
 }
 
@@ -236,7 +244,8 @@ async function contentHash(
     return narExtraHash;
   }
   const st = await lstat(root);
-  if (!st.isFile()) throw mismatch(`a ${ca.method.kind === 'text' ? 'text' : 'flat'} path must be a regular file`);
+  if (!st.isFile())
+    throw mismatch(`a ${ca.method.kind === 'text' ? 'text' : 'flat'} path must be a regular file`);
   return (await hashFile(root, ca.hash.algo)).hash;
 }
 
@@ -255,7 +264,11 @@ export interface AddToStoreRequest {
 }
 
 /** Stages AddToStore data and computes its path, content address and NAR hash. */
-export function stageAddToStore(layout: StoreLayout, req: AddToStoreRequest, source: SourceTap): Promise<Staged> {
+export function stageAddToStore(
+  layout: StoreLayout,
+  req: AddToStoreRequest,
+  source: SourceTap,
+): Promise<Staged> {
   return inStaging(layout, async (dir) => {
     const problem = (() => {
       try {
@@ -267,7 +280,9 @@ export function stageAddToStore(layout: StoreLayout, req: AddToStoreRequest, sou
       }
     })();
     if (problem !== undefined) {
-      throw new StoreError(StoreErrorCode.PATH_INVALID, `invalid store path name '${req.name}'`, { name: req.name });
+      throw new StoreError(StoreErrorCode.PATH_INVALID, `invalid store path name '${req.name}'`, {
+        name: req.name,
+      });
     }
     let method;
     try {
@@ -299,9 +314,13 @@ export function stageAddToStore(layout: StoreLayout, req: AddToStoreRequest, sou
         caHash = method.algo === 'sha256' ? narHash : source.extraHash()!;
       } else {
         if (!(await lstat(root)).isFile()) {
-          throw new StoreError(StoreErrorCode.CLAIM_INVALID, `'${req.name}': flat and text data must be a regular file`, {
-            name: req.name,
-          });
+          throw new StoreError(
+            StoreErrorCode.CLAIM_INVALID,
+            `'${req.name}': flat and text data must be a regular file`,
+            {
+              name: req.name,
+            },
+          );
         }
         caHash = (await hashFile(root, method.algo)).hash;
       }
@@ -314,7 +333,8 @@ export function stageAddToStore(layout: StoreLayout, req: AddToStoreRequest, sou
     try {
       path = contentAddressedPath(req.name, ca, references, false, layout.storeDir);
     } catch (err) {
-      if (isNixFormatError(err)) throw new StoreError(StoreErrorCode.CLAIM_INVALID, err.message, { name: req.name });
+      if (isNixFormatError(err))
+        throw new StoreError(StoreErrorCode.CLAIM_INVALID, err.message, { name: req.name });
       throw err;
     }
     await canonicalisePath(root, { skipRootMode: true, sync: true });
@@ -334,7 +354,11 @@ export function stageAddToStore(layout: StoreLayout, req: AddToStoreRequest, sou
 }
 
 /** Writes a stream to a new file, returning the hash of its bytes. */
-async function writeFileHashing(file: string, source: AsyncIterable<Uint8Array>, algo: HashAlgo): Promise<Hash> {
+async function writeFileHashing(
+  file: string,
+  source: AsyncIterable<Uint8Array>,
+  algo: HashAlgo,
+): Promise<Hash> {
   const hasher = new Hasher(algo);
   const handle = await open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
   try {

@@ -59,7 +59,11 @@ async function scanRecords(ctx: StoreContext): Promise<RecordScan> {
   for (const base of await layout.recordBaseNames()) {
     const path = layout.storePathOf(base);
     if (!isStorePath(path, layout.storeDir)) {
-      problems.push({ kind: 'corrupt-record', path: base, message: `record '${base}' is not named after a store path` });
+      problems.push({
+        kind: 'corrupt-record',
+        path: base,
+        message: `record '${base}' is not named after a store path`,
+      });
       continue;
     }
     try {
@@ -89,7 +93,11 @@ export async function verifyStore(ctx: StoreContext, options: VerifyOptions = {}
   for (const [path, info] of infos) {
     const content = layout.contentPath(path);
     if (!(await exists(content))) {
-      problems.push({ kind: 'missing-content', path, message: `path '${path}' is registered but its content is missing` });
+      problems.push({
+        kind: 'missing-content',
+        path,
+        message: `path '${path}' is registered but its content is missing`,
+      });
     } else if (options.checkContents) {
       const actual = await hashPath(content);
       if (!actual.hash.equals(info.narHash) || actual.size !== info.narSize) {
@@ -127,9 +135,17 @@ export async function verifyStore(ctx: StoreContext, options: VerifyOptions = {}
   for (const [path, info] of infos) {
     const entry = fromIndex.get(path);
     if (!entry) {
-      problems.push({ kind: 'index-missing', path, message: `path '${path}' is valid but missing from the index` });
+      problems.push({
+        kind: 'index-missing',
+        path,
+        message: `path '${path}' is valid but missing from the index`,
+      });
     } else if (serializeRecord(entry) !== serializeRecord(info)) {
-      problems.push({ kind: 'index-differs', path, message: `the index entry of '${path}' differs from its record` });
+      problems.push({
+        kind: 'index-differs',
+        path,
+        message: `the index entry of '${path}' differs from its record`,
+      });
     }
   }
   for (const path of indexed) {

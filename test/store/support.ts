@@ -71,7 +71,10 @@ export async function* chunked(bytes: Uint8Array, size = 4096): AsyncGenerator<U
 }
 
 /** Like `chunked`, but records how many bytes the consumer took. */
-export function counted(bytes: Uint8Array, size = 4096): { source: AsyncGenerator<Uint8Array>; taken: () => number } {
+export function counted(
+  bytes: Uint8Array,
+  size = 4096,
+): { source: AsyncGenerator<Uint8Array>; taken: () => number } {
   let taken = 0;
   async function* gen(): AsyncGenerator<Uint8Array> {
     for await (const c of chunked(bytes, size)) {
