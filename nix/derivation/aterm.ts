@@ -29,6 +29,9 @@ export interface ParseDerivationOptions {
   readonly maxBytes?: number;
 }
 
+/** What ends a run of literal bytes in an escaped string. */
+const SPECIAL = /["\\\n\r\t]/g;
+
 class Parser {
   pos = 0;
   constructor(
@@ -69,28 +72,25 @@ class Parser {
   escaped(field: string): string {
     this.expect('"', field);
     const parts: string[] = [];
-    let start = this.pos;
+    const open = this.pos - 1;
     for (;;) {
-      const end = this.s.indexOf('"', this.pos);
-      if (end < 0) this.fail('unterminated string', field, start - 1);
-      const bs = this.s.indexOf('\\', this.pos);
-      const stop = bs >= 0 && bs < end ? bs : end;
-      const chunk = this.s.slice(this.pos, stop);
-      const raw = /[\n\r\t]/.exec(chunk);
-      if (raw)
-        this.fail('raw control character in a string (Nix writes it escaped)', field, this.pos + raw.index);
-      parts.push(chunk);
-      if (stop === end) {
-        this.pos = end + 1;
+      // One regex step per special character keeps long, escape-heavy strings linear.
+      SPECIAL.lastIndex = this.pos;
+      const m = SPECIAL.exec(this.s);
+      if (m === null) this.fail('unterminated string', field, open);
+      parts.push(this.s.slice(this.pos, m.index));
+      if (m[0] === '"') {
+        this.pos = m.index + 1;
         return parts.join('');
       }
-      const c = this.s[bs + 1];
+      if (m[0] !== '\\')
+        this.fail('raw control character in a string (Nix writes it escaped)', field, m.index);
+      const c = this.s[m.index + 1];
       const unescaped =
         c === 'n' ? '\n' : c === 'r' ? '\r' : c === 't' ? '\t' : c === '"' || c === '\\' ? c : null;
-      if (unescaped === null) this.fail('escape sequence that Nix never writes', field, bs);
+      if (unescaped === null) this.fail('escape sequence that Nix never writes', field, m.index);
       parts.push(unescaped);
-      this.pos = bs + 2;
-      start = this.pos;
+      this.pos = m.index + 2;
     }
   }
 

@@ -5,7 +5,7 @@
  * `\u00xx`); every other byte, even invalid UTF-8, verbatim.
  */
 import { STORE_DIR } from '../store-path.js';
-import { encodeByteString } from './byte-string.js';
+import { compareByteStrings, encodeByteString } from './byte-string.js';
 import { fixedOutputPath } from './paths.js';
 import { printMethodAlgo, type Derivation } from './types.js';
 
@@ -49,11 +49,14 @@ export function derivationJson(drv: Derivation, storeDir: string = STORE_DIR): O
     }
   });
   const sorted = <T>(m: ReadonlyMap<string, T>): [string, T][] =>
-    [...m.entries()].sort(([a], [b]) => Buffer.compare(encodeByteString(a), encodeByteString(b)));
+    [...m.entries()].sort(([a], [b]) => compareByteStrings(a, b));
   return obj([
-    ['outputs', obj(outputs.sort(([a], [b]) => Buffer.compare(encodeByteString(a), encodeByteString(b))))],
-    ['inputSrcs', [...drv.inputSrcs].sort()],
-    ['inputDrvs', obj(sorted(drv.inputDrvs).map(([p, outs]) => [p, [...new Set(outs)].sort()]))],
+    ['outputs', obj(outputs.sort(([a], [b]) => compareByteStrings(a, b)))],
+    ['inputSrcs', [...new Set(drv.inputSrcs)].sort(compareByteStrings)],
+    [
+      'inputDrvs',
+      obj(sorted(drv.inputDrvs).map(([p, outs]) => [p, [...new Set(outs)].sort(compareByteStrings)])),
+    ],
     ['system', drv.platform],
     ['builder', drv.builder],
     ['args', [...drv.args]],
