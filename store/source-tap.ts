@@ -11,10 +11,11 @@
  * is a no-op, so `drain()` can continue where they stopped.
  */
 import { Hasher, type Hash, type HashAlgo } from '../nix/hash.js';
+import { HashModulo } from './hash-modulo.js';
 
 export class SourceTap implements AsyncIterable<Uint8Array> {
   private readonly iterator: AsyncIterator<Uint8Array>;
-  private hasher: Hasher | undefined;
+  private hasher: Hasher | HashModulo | undefined;
   private bytes = 0;
   private ended = false;
 
@@ -22,10 +23,13 @@ export class SourceTap implements AsyncIterable<Uint8Array> {
     this.iterator = source[Symbol.asyncIterator]();
   }
 
-  /** Also hash everything with `algo`; call before the first byte is read. */
-  hashAlso(algo: HashAlgo): void {
+  /**
+   * Also hash everything with `algo` (modulo a path's hash part, see hash-modulo.ts, if
+   * `modulus` is given); call before the first byte is read.
+   */
+  hashAlso(algo: HashAlgo, modulus?: string): void {
     if (this.bytes > 0 || this.ended) throw new Error('SourceTap.hashAlso called after reading began');
-    this.hasher = new Hasher(algo);
+    this.hasher = modulus === undefined ? new Hasher(algo) : new HashModulo(algo, modulus);
   }
 
   /** Bytes taken from the source so far. */

@@ -5,7 +5,7 @@
  *
  * Every function here leaves no staging behind when it throws.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isNixFormatError, ErrorCode } from '../nix/errors.js';
@@ -21,6 +21,7 @@ import {
 } from '../nix/content-address.js';
 import { restoreNar } from '../nix/nar/restore.js';
 import { canonicalisePath } from './canonicalise.js';
+import { HashModulo } from './hash-modulo.js';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { removeTree } from './fs-util.js';
 import type { StoreLayout } from './layout.js';
@@ -106,13 +107,16 @@ export function claimToInfo(claim: NarClaim, storeDir: string): PathInfo {
   };
 }
 
-/** The second hash algorithm a claim needs computed while its NAR streams, if any. */
-function extraAlgoFor(info: PathInfo): HashAlgo | undefined {
-  if (info.ca === undefined) return undefined;
+/**
+ * For recursive content addresses, the tap hashes the NAR as it streams with the CA's
+ * algorithm, modulo the path's own hash part (as Nix's `hashCAPath` does).
+ */
+function tapForContentAddress(info: PathInfo, source: SourceTap, storeDir: string): void {
+  if (info.ca === undefined) return;
   const ca = parseContentAddress(info.ca);
-  return ca.method.kind === 'fixed' && ca.method.method === 'recursive' && ca.hash.algo !== 'sha256'
-    ? ca.hash.algo
-    : undefined;
+  if (ca.method.kind === 'fixed' && ca.method.method === 'recursive') {
+    source.hashAlso(ca.hash.algo, parseStorePath(info.path, storeDir).hashPart);
+  }
 }
 
 /** Turns NAR format errors into import errors naming the path; others pass through. */
@@ -150,8 +154,7 @@ async function inStaging<T>(layout: StoreLayout, fn: (dir: string) => Promise<T>
  * address. The caller drains `source` if this throws.
  */
 export function stageNar(layout: StoreLayout, info: PathInfo, source: SourceTap): Promise<Staged> {
-  const extraAlgo = extraAlgoFor(info);
-  if (extraAlgo !== undefined) source.hashAlso(extraAlgo);
+  tapForContentAddress(info, source, layout.storeDir);
   return inStaging(layout, async (dir) => {
     const root = join(dir, parseStorePath(info.path, layout.storeDir).name);
     let restored;
@@ -175,8 +178,7 @@ export function stageNar(layout: StoreLayout, info: PathInfo, source: SourceTap)
         { path: info.path, specified: info.narSize, got: restored.narSize },
       );
     }
-    if (info.ca !== undefined)
-      await checkContentAddress(info, root, narHash, source.extraHash(), layout.storeDir);
+    if (info.ca !== undefined) await checkContentAddress(info, root, source.extraHash(), layout.storeDir);
     await canonicalisePath(root, { skipRootMode: true, sync: true });
     return { info, dir, root };
   });
@@ -184,14 +186,13 @@ export function stageNar(layout: StoreLayout, info: PathInfo, source: SourceTap)
 
 /**
  * Checks that `info.path` is what its content address says, for the content at `root`
- * whose NAR hashes to `narHash` (and to `narExtraHash` with the CA's algorithm, for
- * recursive non-sha256 addresses).
+ * whose NAR hashed (modulo the path's hash part, with the CA's algorithm) to
+ * `narModuloHash` for recursive addresses.
  */
 async function checkContentAddress(
   info: PathInfo,
   root: string,
-  narHash: Hash,
-  narExtraHash: Hash | undefined,
+  narModuloHash: Hash | undefined,
   storeDir: string,
 ): Promise<void> {
   const ca = parseContentAddress(info.ca!);
@@ -205,7 +206,8 @@ async function checkContentAddress(
         ...extra,
       },
     );
-  const actual = await contentHash(ca, root, narHash, narExtraHash, mismatch);
+  const { hashPart } = parseStorePath(info.path, storeDir);
+  const actual = await contentHash(ca, root, hashPart, narModuloHash, mismatch);
   if (!actual.equals(ca.hash)) {
     const got = printContentAddress({ method: ca.method, hash: actual });
     throw new StoreError(
@@ -234,19 +236,20 @@ async function checkContentAddress(
 async function contentHash(
   ca: ContentAddress,
   root: string,
-  narHash: Hash,
-  narExtraHash: Hash | undefined,
+  hashPart: string,
+  narModuloHash: Hash | undefined,
   mismatch: (why: string) => StoreError,
 ): Promise<Hash> {
   if (ca.method.kind === 'fixed' && ca.method.method === 'recursive') {
-    if (ca.hash.algo === 'sha256') return narHash;
-    if (narExtraHash === undefined) throw new Error('internal: recursive CA without its extra NAR hash');
-    return narExtraHash;
+    if (narModuloHash === undefined) throw new Error('internal: recursive CA without its NAR hash');
+    return narModuloHash;
   }
   const st = await lstat(root);
   if (!st.isFile())
     throw mismatch(`a ${ca.method.kind === 'text' ? 'text' : 'flat'} path must be a regular file`);
-  return (await hashFile(root, ca.hash.algo)).hash;
+  const hasher = new HashModulo(ca.hash.algo, hashPart);
+  for await (const chunk of createReadStream(root) as AsyncIterable<Buffer>) hasher.update(chunk);
+  return hasher.digest();
 }
 
 /** What AddToStore sends: a name, a method with its algorithm, references, data. */

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { lstat, readFile, readdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashOf, parseHash } from '../../nix/hash.js';
 import { dumpPath, narOfBytes } from '../../nix/nar/writer.js';
 import { makeTextPath } from '../../nix/store-path.js';
+import { parseContentAddress } from '../../nix/content-address.js';
+import { HashModulo } from '../../store/hash-modulo.js';
 import { StoreErrorCode, isStoreError, type StoreError } from '../../store/errors.js';
 import { LocalStore } from '../../store/local-store.js';
 import type { NarClaim } from '../../store/staging.js';
@@ -129,6 +132,29 @@ describe('importNar', () => {
     expect(info.ca).toBeUndefined();
     expect(info.deriver).toBe('/nix/store/bsp8nbk7szz3adz2zi929m3a3z0ivkwy-dep-a.drv');
     expect(await collect(await store.narFromPath(path))).toEqual(treeNar);
+  });
+
+  test('a symlink root and an executable file root, fed in 1- and 7-byte chunks', async () => {
+    const store = await freshStore();
+    const link = join(work, 'a-link');
+    await symlink('/nix/store/71fc7s32zl20dc955bhghy5dvalm7ndz-busybox/bin/sh', link);
+    const exe = join(tree, 'sub', 'run.sh');
+    for (const [fsPath, name, size] of [
+      [link, 'a-link', 1],
+      [exe, 'run.sh', 7],
+    ] as const) {
+      const nar = nixDump(fsPath);
+      const path = `/nix/store/${'3'.repeat(32)}-${name}`;
+      await store.importNar(
+        { path, narHash: hashOf('sha256', nar), narSize: nar.length, references: [] },
+        chunked(nar, size),
+      );
+      expect(await collect(await store.narFromPath(path))).toEqual(nar);
+      const st = await lstat(store.layout.contentPath(path));
+      expect(st.mtimeMs).toBe(1000);
+      if (name === 'run.sh') expect(st.mode & 0o7777).toBe(0o555);
+    }
+    expect(await store.verify({ checkContents: true })).toEqual({ checked: 2, problems: [] });
   });
 
   test('hash mismatch: Nix-like message, nothing registered, source drained', async () => {
@@ -509,5 +535,78 @@ describe('addToStore', () => {
       StoreErrorCode.CLAIM_INVALID,
     ).catch(() => undefined);
     expect(await stagingEntries(store)).toEqual([]);
+  });
+});
+
+describe('self-referencing content-addressed paths (hash modulo)', () => {
+  test('a ca-derivations output that contains its own path, built by real Nix', async () => {
+    // A floating CA derivation whose output is its own path: CA hash ≠ plain NAR hash.
+    const bb = join(work, 'bb');
+    await mkdir(bb);
+    await copyFile('/bin/busybox', join(bb, 'sh'));
+    const expr = `derivation {
+      name = "selfref"; system = builtins.currentSystem;
+      builder = "\${builtins.path { path = ${bb}; name = "bb"; }}/sh";
+      args = [ "-c" "echo $out > $out" ];
+      __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256";
+    }`;
+    const path = execFileSync(
+      'nix-build',
+      [
+        '--store',
+        nixRoot,
+        '--extra-experimental-features',
+        'ca-derivations',
+        '--option',
+        'substituters',
+        '',
+        '--no-out-link',
+        '-E',
+        expr,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+    ).trim();
+    const nix = nixPathInfo(nixRoot, path);
+    expect(nix.references).toEqual([path]);
+    const nar = nixDump(join(nixRoot, path));
+    expect(parseContentAddress(nix.ca!).hash.equals(hashOf('sha256', nar))).toBe(false);
+    const store = await freshStore();
+    const claim: NarClaim = {
+      path,
+      narHash: nix.narHash,
+      narSize: nix.narSize,
+      references: nix.references,
+      ca: nix.ca,
+    };
+    const info = await store.importNar(claim, chunked(nar, 5));
+    expect(info.references).toEqual([path]);
+    expect(await store.queryReferrers(path)).toEqual([path]);
+    // Without the self-reference the path does not match.
+    const other = await freshStore();
+    await expectRejected(
+      other,
+      other.importNar({ ...claim, references: [] }, chunked(nar)),
+      StoreErrorCode.CA_MISMATCH,
+      path,
+    );
+  });
+
+  test('HashModulo does not depend on how the stream is split', () => {
+    const modulus = '0123456789abcdfghijklmnpqrsvwxyz';
+    const data = Buffer.from(`xx${modulus}yy${modulus}${modulus}z${modulus.slice(0, 20)}`);
+    const whole = new HashModulo('sha256', modulus).update(data).digest();
+    for (let cut = 0; cut <= data.length; cut++) {
+      const split = new HashModulo('sha256', modulus)
+        .update(data.subarray(0, cut))
+        .update(data.subarray(cut))
+        .digest();
+      expect(split.equals(whole)).toBe(true);
+    }
+    const zeroed = Buffer.from(data.toString().split(modulus).join('\0'.repeat(32)));
+    const expected = hashOf('sha256', Buffer.concat([zeroed, Buffer.from('|2|36|68')]));
+    expect(whole.equals(expected)).toBe(true);
+    expect(
+      new HashModulo('sha256', modulus).update(Buffer.from('abc')).digest().equals(hashOf('sha256', 'abc')),
+    ).toBe(true);
   });
 });
