@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { isNixFormatError, ErrorCode } from '../nix/errors.js';
 import { Hash, Hasher, parseHash, type HashAlgo } from '../nix/hash.js';
 import { hashFile, hashPath } from '../nix/path-hash.js';
-import { parseStorePath, parseStorePathBase, type StorePath } from '../nix/store-path.js';
+import { parseStorePath, storePathNameProblem, type StorePath } from '../nix/store-path.js';
 import {
   contentAddressedPath,
   parseContentAddress,
@@ -273,17 +273,9 @@ export function stageAddToStore(
   source: SourceTap,
 ): Promise<Staged> {
   return inStaging(layout, async (dir) => {
-    const problem = (() => {
-      try {
-        parseStorePathBase(`${'0'.repeat(32)}-${req.name}`);
-        return undefined;
-      } catch (err) {
-        if (isNixFormatError(err)) return err.message;
-        throw err;
-      }
-    })();
+    const problem = storePathNameProblem(req.name);
     if (problem !== undefined) {
-      throw new StoreError(StoreErrorCode.PATH_INVALID, `invalid store path name '${req.name}'`, {
+      throw new StoreError(StoreErrorCode.PATH_INVALID, `invalid store path name '${req.name}': ${problem}`, {
         name: req.name,
       });
     }

@@ -610,3 +610,22 @@ describe('self-referencing content-addressed paths (hash modulo)', () => {
     ).toBe(true);
   });
 });
+
+describe('addToStore input checks', () => {
+  test('bad name and bad method are refused, the data drained', async () => {
+    const store = await freshStore();
+    const { source, taken } = counted(Buffer.alloc(5000, 1));
+    const err = await expectRejected(
+      store,
+      store.addToStore({ name: 'a/b', method: 'fixed:sha256' }, source),
+      StoreErrorCode.PATH_INVALID,
+    );
+    expect(err.message).toMatch(/^invalid store path name 'a\/b'/);
+    expect(taken()).toBe(5000);
+    await expectRejected(
+      store,
+      store.addToStore({ name: 'ok', method: 'fixed:crc32' }, chunked(Buffer.from('x'))),
+      StoreErrorCode.CLAIM_INVALID,
+    );
+  });
+});
