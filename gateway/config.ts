@@ -16,6 +16,8 @@ export interface GatewayConfig {
   readonly maxPathsPerRequest: number;
   readonly maxSessionsPerKey: number;
   readonly logLevel: string;
+  /** `name:base64` Ed25519 keys whose signatures make an uploaded path acceptable. */
+  readonly trustedPublicKeys: readonly string[];
 }
 
 interface Setting {
@@ -67,6 +69,12 @@ const SETTINGS = {
     env: 'NIXYARD_MAX_SESSIONS_PER_KEY',
     help: 'most concurrent sessions of one key',
     default: () => '64',
+  },
+  trustedPublicKeys: {
+    flag: 'trusted-public-keys',
+    env: 'NIXYARD_TRUSTED_PUBLIC_KEYS',
+    help: 'space-separated name:base64 keys; uploads signed by them are accepted',
+    default: () => '',
   },
   logLevel: {
     flag: 'log-level',
@@ -139,5 +147,8 @@ export function loadGatewayConfig(
     maxPathsPerRequest: positiveInt('max-paths-per-request', get(SETTINGS.maxPathsPerRequest, dataDir)),
     maxSessionsPerKey: positiveInt('max-sessions-per-key', get(SETTINGS.maxSessionsPerKey, dataDir)),
     logLevel: get(SETTINGS.logLevel, dataDir),
+    trustedPublicKeys: get(SETTINGS.trustedPublicKeys, dataDir)
+      .split(/\s+/)
+      .filter((k) => k !== ''),
   };
 }

@@ -3,8 +3,9 @@
  * (any user name; the key decides who the client is), then hands each exec channel to
  * the worker or serve protocol, and answers everything else with a short welcome text.
  */
-import { Server, type Connection, type ServerChannel } from 'ssh2';
 import type { Logger } from 'pino';
+// ssh2 is CommonJS: its classes come through the default export.
+import ssh2, { type Connection, type ServerChannel } from 'ssh2';
 import { findKey, type AuthorizedKey } from './authorized-keys.js';
 import { parseExecCommand, welcomeText } from './exec-command.js';
 
@@ -30,9 +31,9 @@ export interface SshServerOptions {
   readonly maxSessionsPerKey: number;
 }
 
-export function createSshServer(opts: SshServerOptions): Server {
+export function createSshServer(opts: SshServerOptions): ssh2.Server {
   const sessionsPerKey = new Map<string, number>();
-  return new Server({ hostKeys: [opts.hostKey] }, (client: Connection, info) => {
+  return new ssh2.Server({ hostKeys: [opts.hostKey] }, (client: Connection, info) => {
     const remoteAddress = `${info.ip}:${info.port}`;
     let who: ClientIdentity | undefined;
     const log = opts.log.child({ remote: remoteAddress });

@@ -1,0 +1,35 @@
+import { configHelp, loadGatewayConfig } from '../../gateway/config.js';
+import { startGateway } from '../../gateway/gateway.js';
+import { storeHandlers } from '../../gateway/handlers.js';
+import { LocalStore } from '../../store/local-store.js';
+import type { Command } from '../command.js';
+
+const usage = `Usage: nixyard gateway [options]
+
+Runs the Nixyard gateway on this machine (the embedded default): an SSH server that
+Nix clients use as a store, over ssh-ng:// (nix-daemon --stdio) and ssh://
+(nix-store --serve). Stops on SIGINT or SIGTERM.
+
+Options (flags win over environment variables):
+${configHelp()}
+`;
+
+export const gatewayCommand: Command = {
+  name: 'gateway',
+  summary: 'run the SSH gateway that Nix clients use as a remote store',
+  usage,
+  async run(argv) {
+    const config = loadGatewayConfig(argv);
+    const store = await LocalStore.open({ dataDir: config.dataDir });
+    const gateway = await startGateway(config, { handlers: storeHandlers(store, config) });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        gateway.log.info({ signal }, 'stopping');
+        void gateway.close().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,226 @@
+/**
+ * One worker-protocol session (`nix-daemon --stdio` over ssh-ng): the handshake, then
+ * ops until the client closes its side. Each op: read the request, check the key's
+ * permission, do the work (stderr messages may flow), then STDERR_LAST + reply, or
+ * STDERR_ERROR. An error inside an op leaves the session usable, as in Nix's daemon; an
+ * error while reading a request or an unframed payload desynchronises the stream, so
+ * the session sends the error and closes.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { isNixFormatError } from '../../nix/errors.js';
+import type { Ctx } from '../../nix/protocol/codec.js';
+import {
+  encodeFeatures,
+  encodeWorkerServerHello,
+  encodeWorkerServerInfo,
+  negotiateVersion,
+  readFeatures,
+  readWorkerClientMagic,
+  readWorkerClientOptions,
+  readWorkerClientVersion,
+} from '../../nix/protocol/handshake.js';
+import { encodeStderrMessage } from '../../nix/protocol/stderr.js';
+import { minorOf, OpSince, protocolVersion, Since, WORKER_PROTOCOL } from '../../nix/protocol/versions.js';
+import { TrustedFlag, type OpName } from '../../nix/protocol/worker.js';
+import {
+  encodeWorkerReply,
+  readWorkerRequest,
+  replyPayload,
+  requestPayload,
+  type WorkerRequest,
+} from '../../nix/protocol/worker-ops.js';
+import { readFramed, type FramedSource } from '../../nix/wire/framed.js';
+import { wireLimits, type WireLimits } from '../../nix/wire/limits.js';
+import { WireReader } from '../../nix/wire/reader.js';
+import { WireWriter } from '../../nix/wire/writer.js';
+import { skipNarFromWire } from '../../nix/protocol/nar-stream.js';
+import type { LocalStore } from '../../store/local-store.js';
+import { isStoreError } from '../../store/errors.js';
+import { GatewayError, GatewayErrorCode } from '../errors.js';
+import { requirePermission, WORKER_OP_PERMISSION } from '../permissions.js';
+import type { ClientIdentity } from '../ssh-server.js';
+import { ClientLog } from './client-log.js';
+import { WORKER_OPS, type OpEnv, type Payload } from './ops.js';
+import type { PublicKey } from '../../store/signatures.js';
+
+export const NIXYARD_DAEMON_VERSION = 'nixyard-0.1.0';
+
+export interface WorkerSessionDeps {
+  readonly store: LocalStore;
+  readonly who: ClientIdentity;
+  readonly log: Logger;
+  readonly limits?: Partial<WireLimits>;
+  readonly maxNarSize: number;
+  readonly trustedPublicKeys: readonly PublicKey[];
+  readonly sessionId: string;
+}
+
+/** Errors that leave the byte stream in sync: the session can go on after reporting them. */
+function isOpError(err: unknown): boolean {
+  return (
+    isStoreError(err) ||
+    err instanceof GatewayError ||
+    (isNixFormatError(err) && !err.code.startsWith('ERR_NIX_WIRE'))
+  );
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps): Promise<void> {
+  const limits = wireLimits(deps.limits);
+  const reader = new WireReader(channel, limits);
+  const writer = new WireWriter(channel);
+  let ctx: Ctx = { minor: WORKER_PROTOCOL.maxMinor, limits };
+  const clientLog = new ClientLog(writer, () => ctx);
+  const { log } = deps;
+
+  // Handshake. Send our hello as soon as MAGIC_1 is in: 2.23+ clients send their
+  // version in the same write, older ones wait for ours.
+  const serverVersion = protocolVersion(WORKER_PROTOCOL.major, WORKER_PROTOCOL.maxMinor);
+  await readWorkerClientMagic(reader);
+  await writer.write(encodeWorkerServerHello(serverVersion));
+  const clientVersion = await readWorkerClientVersion(reader);
+  const minor = minorOf(Math.min(clientVersion, serverVersion));
+  ctx = { minor, limits };
+  if (minor >= Since.features) {
+    await readFeatures(reader);
+    await writer.write(encodeFeatures([])); // we offer none: every feature is optional
+  }
+  await readWorkerClientOptions(reader, minor);
+  const trusted = deps.who.key.permissions.has('admin') ? TrustedFlag.Trusted : TrustedFlag.NotTrusted;
+  await writer.write(encodeWorkerServerInfo(minor, { daemonVersion: NIXYARD_DAEMON_VERSION, trusted }));
+  try {
+    negotiateVersion(clientVersion, serverVersion, WORKER_PROTOCOL.minMinor);
+  } catch (err) {
+    // Refused in the startup messages, where the client prints it.
+    log.info({ clientVersion }, 'refused an unsupported client version');
+    await sendError(`Nixyard cannot serve this client: ${messageOf(err)}`);
+    return;
+  }
+  await writer.write(encodeStderrMessage({ type: 'last' }, ctx));
+  log.info(
+    { clientMinor: minorOf(clientVersion), minor, trusted: trusted === TrustedFlag.Trusted },
+    'worker handshake done',
+  );
+
+  const env: OpEnv = {
+    store: deps.store,
+    reader,
+    writer,
+    log: clientLog,
+    ctx: () => ctx,
+    who: deps.who,
+    sessionId: deps.sessionId,
+    maxNarSize: deps.maxNarSize,
+    trustedPublicKeys: deps.trustedPublicKeys,
+    options: new Map(),
+  };
+
+  try {
+    while (!(await reader.atEof())) {
+      let request: WorkerRequest;
+      try {
+        request = await readWorkerRequest(reader, ctx);
+      } catch (err) {
+        log.warn({ err: messageOf(err) }, 'cannot read the request; closing the session');
+        await sendError(`Nixyard could not read the request: ${messageOf(err)}`).catch(() => undefined);
+        return;
+      }
+      const keepGoing = await runOp(request);
+      if (!keepGoing) return;
+    }
+  } finally {
+    deps.store.tempRoots.release(deps.sessionId);
+  }
+
+  function sendError(message: string): Promise<void> {
+    return writer.write(
+      encodeStderrMessage(
+        { type: 'error', level: 0, name: 'Error', message, traces: [], exitStatus: 1 },
+        ctx,
+      ),
+    );
+  }
+
+  /** Runs one op; false when the session must end. */
+  async function runOp(request: WorkerRequest): Promise<boolean> {
+    const started = process.hrtime.bigint();
+    const op: OpName = request.op;
+    const payload = openPayload(op);
+    const olog = log.child({ op });
+    try {
+      const since = (OpSince as Partial<Record<OpName, number>>)[op];
+      if (since !== undefined && ctx.minor < since) {
+        throw new GatewayError(
+          GatewayErrorCode.UNSUPPORTED_OPERATION,
+          `invalid operation ${op} for protocol 1.${ctx.minor}`,
+        );
+      }
+      requirePermission(deps.who.key.permissions, WORKER_OP_PERMISSION[op], `the '${op}' operation`);
+      const handler = WORKER_OPS[op];
+      if (!handler) {
+        throw new GatewayError(
+          GatewayErrorCode.UNSUPPORTED_OPERATION,
+          `Nixyard does not support the '${op}' operation`,
+          {
+            op,
+          },
+        );
+      }
+      const result = await handler(request.args as never, env, payload);
+      await finishPayload(payload);
+      await writer.write(encodeStderrMessage({ type: 'last' }, ctx));
+      if (replyPayload(op) === 'nar') {
+        for await (const chunk of result as AsyncIterable<Uint8Array>) await writer.write(chunk);
+      } else {
+        await writer.write(encodeWorkerReply(op, result as never, ctx));
+      }
+      olog.info({ ms: msSince(started) }, 'op done');
+      return true;
+    } catch (err) {
+      const inSync =
+        isOpError(err) &&
+        (await finishPayload(payload).then(
+          () => true,
+          () => false,
+        ));
+      olog.info(
+        { ms: msSince(started), err: messageOf(err), code: (err as { code?: string }).code },
+        'op failed',
+      );
+      if (!isOpError(err)) olog.error({ err }, 'unexpected error in op');
+      await sendError(messageOf(err)).catch(() => undefined);
+      return inSync;
+    }
+  }
+
+  function openPayload(op: OpName): Payload {
+    switch (requestPayload(op, ctx.minor)) {
+      case 'framed':
+        return { kind: 'framed', source: readFramed(reader, limits) };
+      case 'nar':
+        return { kind: 'nar' };
+      case 'stderr-read':
+        return { kind: 'stderr-read' };
+      default:
+        return { kind: 'none' };
+    }
+  }
+
+  /** Brings the stream to the end of the op's payload, whatever the handler read of it. */
+  async function finishPayload(payload: Payload): Promise<void> {
+    if (payload.kind === 'framed') {
+      await (payload.source).drain();
+    } else if (payload.kind === 'nar' && !payload.consumed) {
+      payload.consumed = true;
+      await skipNarFromWire(reader);
+    }
+  }
+}
+
+function msSince(start: bigint): number {
+  return Number((process.hrtime.bigint() - start) / 1000n) / 1000;
+}
