@@ -30,7 +30,7 @@ import {
   requestPayload,
   type WorkerRequest,
 } from '../../nix/protocol/worker-ops.js';
-import { readFramed, type FramedSource } from '../../nix/wire/framed.js';
+import { readFramed } from '../../nix/wire/framed.js';
 import { wireLimits, type WireLimits } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
 import { WireWriter } from '../../nix/wire/writer.js';
