@@ -213,7 +213,7 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
   /** Brings the stream to the end of the op's payload, whatever the handler read of it. */
   async function finishPayload(payload: Payload): Promise<void> {
     if (payload.kind === 'framed') {
-      await (payload.source).drain();
+      await payload.source.drain();
     } else if (payload.kind === 'nar' && !payload.consumed) {
       payload.consumed = true;
       await skipNarFromWire(reader);
