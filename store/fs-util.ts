@@ -73,6 +73,17 @@ export async function removeTree(path: string): Promise<void> {
 }
 
 /** Duck-typed: Node's system errors are not `instanceof Error` across vm realms (Jest). */
+/**
+ * Renames `from` (a file, symlink or directory, possibly canonical and read-only) to
+ * `to` in another directory. Moving a directory to a new parent rewrites its `..`,
+ * which needs write permission on it unless running as root: it is made writable first.
+ */
+export async function renameAway(from: string, to: string): Promise<void> {
+  const st = await lstat(from);
+  if (st.isDirectory() && (st.mode & 0o200) === 0) await chmod(from, 0o755);
+  await rename(from, to);
+}
+
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
 }

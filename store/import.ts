@@ -26,7 +26,7 @@ import { lstat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finishRoot } from './canonicalise.js';
 import { StoreError, StoreErrorCode } from './errors.js';
-import { fsyncDir, isErrno, removeTree } from './fs-util.js';
+import { fsyncDir, isErrno, removeTree, renameAway } from './fs-util.js';
 import type { StoreLayout } from './layout.js';
 import type { KeyedLock } from './locks.js';
 import type { PathIndex } from './path-index.js';
@@ -128,7 +128,7 @@ async function moveAsideIfPresent(target: string, aside: string): Promise<void> 
     if (isErrno(err, 'ENOENT')) return;
     throw err;
   }
-  await rename(target, aside);
+  await renameAway(target, aside);
 }
 
 /**

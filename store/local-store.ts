@@ -3,12 +3,11 @@
  * and the operator checks. Queries are answered by the index (path-index.ts), never by
  * touching the volume per path; records on the volume are the truth it is rebuilt from.
  */
-import { rename } from 'node:fs/promises';
 import { isNixBase32Char } from '../nix/hash.js';
 import { dumpPath } from '../nix/nar/writer.js';
 import { HASH_PART_LENGTH, isStorePath, STORE_DIR } from '../nix/store-path.js';
 import { StoreError, StoreErrorCode, notValid } from './errors.js';
-import { removeTree } from './fs-util.js';
+import { removeTree, renameAway } from './fs-util.js';
 import { addToStore, importBatch, importNar, type BatchItem, type StoreContext } from './import.js';
 import { StoreLayout } from './layout.js';
 import { KeyedLock } from './locks.js';
@@ -222,7 +221,7 @@ export class LocalStore {
       await this.index.delete(path);
       const trash = await this.layout.newStagingDir();
       try {
-        await rename(this.layout.contentPath(path), `${trash}/content`);
+        await renameAway(this.layout.contentPath(path), `${trash}/content`);
       } finally {
         await removeTree(trash);
       }

@@ -242,7 +242,7 @@ describe('signatures', () => {
   test('our signatures equal `nix store sign` with a key from nix-store --generate-binary-cache-key', async () => {
     const sk = join(work, 'sk');
     const pk = join(work, 'pk');
-    execFileSync('nix-store', ['--generate-binary-cache-key', 'nixyard-test-1', sk, pk]);
+    execFileSync('nix-store', ['--store', nixRoot, '--generate-binary-cache-key', 'nixyard-test-1', sk, pk]);
     execFileSync('nix', [
       '--extra-experimental-features',
       'nix-command',
