@@ -26,14 +26,21 @@ export function parseExecCommand(command: string): ExecRequest {
   return { kind: 'other', command };
 }
 
-/** Shown to anyone who opens a shell or runs another command: what this is and how to use it. */
+/**
+ * Shown to anyone who opens a shell or runs another command: what this is and how to
+ * use it. `hostHint` is `host` or `host:port`; Nix 2.8 takes no port in store URLs, so a
+ * port goes into NIX_SSHOPTS.
+ */
 export function welcomeText(hostHint: string): string {
+  const m = /^(.*):(\d+)$/.exec(hostHint);
+  const host = m ? (m[1] ?? hostHint) : hostHint;
+  const env = m ? `NIX_SSHOPTS='-p ${m[2]}' ` : '';
   return [
     'This is a Nixyard gateway: a remote Nix store and builder, not a shell.',
     'Use it from Nix, for example:',
-    `  nix store ping --store ssh-ng://${hostHint}`,
-    `  nix build --eval-store auto --store ssh-ng://${hostHint} .#default`,
-    `  nix copy --to ssh-ng://${hostHint} ./result`,
+    `  ${env}nix store ping --store ssh-ng://${host}`,
+    `  ${env}nix build --eval-store auto --store ssh-ng://${host} .#default`,
+    `  ${env}nix copy --to ssh-ng://${host} ./result`,
     '(legacy ssh:// works too). See the Nixyard README for setup.',
     '',
   ].join('\r\n');
