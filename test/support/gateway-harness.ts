@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { loadGatewayConfig } from '../../gateway/config.js';
+import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.js';
 import { startGateway, type RunningGateway } from '../../gateway/gateway.js';
+import { storeHandlers } from '../../gateway/handlers.js';
 import type { ProtocolHandlers } from '../../gateway/ssh-server.js';
+import { LocalStore } from '../../store/local-store.js';
 
 const run = promisify(execFile);
 
@@ -57,9 +59,34 @@ function hostBlock(alias: string, port: number, key: string): string {
   ].join('\n');
 }
 
+export interface StoreGatewayHarness extends GatewayHarness {
+  readonly store: LocalStore;
+}
+
+/**
+ * The real thing: a LocalStore in the harness's data dir, served by `storeHandlers`
+ * with the configuration the gateway parsed from `extraArgs`.
+ */
+export async function startStoreGateway(extraArgs: string[] = []): Promise<StoreGatewayHarness> {
+  let store: LocalStore | undefined;
+  const harness = await startGatewayHarness(
+    (config) => {
+      if (store === undefined) throw new Error('store not opened yet');
+      return storeHandlers(store, config);
+    },
+    extraArgs,
+    async (dataDir) => {
+      store = await LocalStore.open({ dataDir });
+    },
+  );
+  if (store === undefined) throw new Error('store not opened');
+  return { ...harness, store };
+}
+
 export async function startGatewayHarness(
-  handlers: ProtocolHandlers,
+  handlersFor: ProtocolHandlers | ((config: GatewayConfig) => ProtocolHandlers),
   extraArgs: string[] = [],
+  beforeStart?: (dataDir: string) => Promise<void>,
 ): Promise<GatewayHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'nixyard-gw-'));
   const dataDir = join(dir, 'data');
@@ -72,6 +99,8 @@ export async function startGatewayHarness(
     {},
   );
   const log = pino({ level: process.env.NIXYARD_TEST_LOG ?? 'silent' });
+  await beforeStart?.(dataDir);
+  const handlers = typeof handlersFor === 'function' ? handlersFor(config) : handlersFor;
   const gateway = await startGateway(config, { handlers, log });
   const sshConfig = join(dir, 'ssh_config');
   const blocks = [hostBlock('gateway', gateway.port, main.privateKeyFile)];
