@@ -27,8 +27,8 @@ export function atMinor<T>(minor: number, of: Codec<T>): Codec<T> {
   };
 }
 
-/** §6.1 UnkeyedValidPathInfo: narHash is base16 sha256 without prefix; deriver "" = none. */
-export const UnkeyedValidPathInfo = struct({
+/** §6.1 fields of a path info after the path: narHash is base16 sha256 without prefix; deriver "" = none. */
+export const unkeyedPathInfoFields = {
   deriver: path,
   narHash: shortStr,
   references: paths,
@@ -37,20 +37,12 @@ export const UnkeyedValidPathInfo = struct({
   ultimate: since(Since.pathInfoUltimateSigsCa, bool, false),
   sigs: since(Since.pathInfoUltimateSigsCa, strings, [] as string[]),
   ca: since(Since.pathInfoUltimateSigsCa, shortStr, ''),
-});
+};
+
+export const UnkeyedValidPathInfo = struct(unkeyedPathInfoFields);
 export type UnkeyedValidPathInfo = Infer<typeof UnkeyedValidPathInfo>;
 
-export const ValidPathInfo = struct({
-  path,
-  deriver: path,
-  narHash: shortStr,
-  references: paths,
-  registrationTime: int(),
-  narSize: int(),
-  ultimate: since(Since.pathInfoUltimateSigsCa, bool, false),
-  sigs: since(Since.pathInfoUltimateSigsCa, strings, [] as string[]),
-  ca: since(Since.pathInfoUltimateSigsCa, shortStr, ''),
-});
+export const ValidPathInfo = struct({ path, ...unkeyedPathInfoFields });
 export type ValidPathInfo = Infer<typeof ValidPathInfo>;
 
 /** The entry header inside AddMultipleToStore's framed payload: ValidPathInfo at 1.16. */

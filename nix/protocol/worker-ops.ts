@@ -34,6 +34,7 @@ import {
   SubstitutablePathInfo,
   UnkeyedValidPathInfo,
   ValidPathInfo,
+  unkeyedPathInfoFields,
 } from './types.js';
 import { Since } from './versions.js';
 import { Op, type OpName, opName } from './worker.js';
@@ -109,19 +110,8 @@ export const WorkerRequests = {
   BuildDerivation: struct({ drvPath: path, drv: BasicDerivation, buildMode: int() }),
   AddSignatures: struct({ path, sigs: strings }),
   NarFromPath: pathArg,
-  AddToStoreNar: struct({
-    path,
-    deriver: path,
-    narHash: shortStr,
-    references: paths,
-    registrationTime: int(),
-    narSize: int(),
-    ultimate: bool,
-    sigs: strings,
-    ca: shortStr,
-    repair: bool,
-    dontCheckSigs: bool,
-  }),
+  // The op exists from 1.18, so the ≥1.16 path-info fields are always there.
+  AddToStoreNar: struct({ path, ...unkeyedPathInfoFields, repair: bool, dontCheckSigs: bool }),
   QueryMissing: struct({ paths: derivedPaths }),
   QueryDerivationOutputMap: pathArg,
   RegisterDrvOutput: byVersion(
