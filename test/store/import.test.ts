@@ -14,13 +14,13 @@ import {
   chunked,
   collect,
   counted,
-  makeTree,
   nixDump,
   nixPathInfo,
   nixStore,
   removeAll,
   stagingEntries,
   tempDir,
+  addTreeWithNix,
 } from './support.js';
 
 let work: string;
@@ -31,12 +31,8 @@ let treeClaim: NarClaim;
 
 beforeAll(async () => {
   work = await tempDir();
-  nixRoot = join(work, 'nix');
-  tree = await makeTree(join(work, 'tree'));
-  treeNar = nixDump(tree);
-  const path = nixStore(nixRoot, ['--add', tree]);
-  const info = nixPathInfo(nixRoot, path);
-  treeClaim = { path, narHash: info.narHash, narSize: info.narSize, references: [], ca: info.ca };
+  ({ nixRoot, nar: treeNar, claim: treeClaim } = await addTreeWithNix(work));
+  tree = join(work, 'tree');
 });
 
 afterAll(async () => {

@@ -21,13 +21,11 @@ import type { NarClaim } from '../../store/staging.js';
 import {
   chunked,
   collect,
-  makeTree,
-  nixDump,
   nixPathInfo,
-  nixStore,
   removeAll,
   stagingEntries,
   tempDir,
+  addTreeWithNix,
 } from './support.js';
 
 let work: string;
@@ -38,12 +36,7 @@ let treeClaim: NarClaim;
 
 beforeAll(async () => {
   work = await tempDir();
-  nixRoot = join(work, 'nix');
-  const tree = await makeTree(join(work, 'tree'));
-  treeNar = nixDump(tree);
-  treePath = nixStore(nixRoot, ['--add', tree]);
-  const info = nixPathInfo(nixRoot, treePath);
-  treeClaim = { path: treePath, narHash: info.narHash, narSize: info.narSize, references: [], ca: info.ca };
+  ({ nixRoot, path: treePath, nar: treeNar, claim: treeClaim } = await addTreeWithNix(work));
 });
 
 afterAll(async () => {

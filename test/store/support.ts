@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile, chmod } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore } from '../../store/local-store.js';
+import type { NarClaim } from '../../store/staging.js';
 
 export async function tempDir(prefix = 'nixyard-store-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -94,4 +95,28 @@ export async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer
 /** Everything under the store's staging directory (should be empty between imports). */
 export async function stagingEntries(store: LocalStore): Promise<string[]> {
   return readdir(store.layout.stagingDir);
+}
+
+export interface AddedTree {
+  /** Root of the chroot store real nix added the tree to. */
+  readonly nixRoot: string;
+  readonly path: string;
+  /** `nix-store --dump` of the tree. */
+  readonly nar: Buffer;
+  /** The claim that imports it, from real nix's path info. */
+  readonly claim: NarClaim;
+}
+
+/** A tree made by `makeTree` under `work`, added by real `nix-store --add` to a chroot store. */
+export async function addTreeWithNix(work: string): Promise<AddedTree> {
+  const nixRoot = join(work, 'nix');
+  const tree = await makeTree(join(work, 'tree'));
+  const path = nixStore(nixRoot, ['--add', tree]);
+  const info = nixPathInfo(nixRoot, path);
+  return {
+    nixRoot,
+    path,
+    nar: nixDump(tree),
+    claim: { path, narHash: info.narHash, narSize: info.narSize, references: [], ca: info.ca },
+  };
 }
