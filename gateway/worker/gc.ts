@@ -3,6 +3,8 @@
  * session (configured roots and running builds join them later); live = their closure.
  * Progress goes to the client as STDERR_NEXT lines, worded as Nix's daemon words them.
  */
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GcAction } from '../../nix/protocol/worker.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
@@ -48,14 +50,50 @@ async function deleteAll(env: OpEnv, order: readonly string[], maxFreed: bigint)
       await env.log.line(`deleted more than ${maxFreed} bytes; stopping`);
       break;
     }
-    const info = await env.store.queryPathInfo(path);
-    if (!info) continue;
+    if (!(await env.store.isValid(path))) continue;
     await env.log.line(`deleting '${path}'`);
+    const bytes = await diskBytes(env.store.layout.contentPath(path));
     await env.store.deletePath(path);
     paths.push(path);
-    bytesFreed += BigInt(info.narSize);
+    bytesFreed += bytes;
   }
   return { paths, bytesFreed, obsolete: 0n };
+}
+
+/** Bytes a deletion frees, counted as Nix does: sizes of files and symlinks not hard-linked elsewhere. */
+async function diskBytes(root: string): Promise<bigint> {
+  const st = await lstat(root).catch(() => undefined);
+  if (st === undefined) return 0n;
+  if (!st.isDirectory()) return st.nlink === 1 ? BigInt(st.size) : 0n;
+  let total = 0n;
+  for (const entry of await readdir(root)) total += await diskBytes(join(root, entry));
+  return total;
+}
+
+/**
+ * The first of `paths` that must stay: a live path, or one that a valid path outside the
+ * deletion set (or itself staying) refers to. Nix refuses such a request before deleting
+ * anything.
+ */
+async function firstAlive(
+  env: OpEnv,
+  paths: readonly string[],
+  live: ReadonlySet<string>,
+): Promise<string | undefined> {
+  const deleting = new Set(paths);
+  const alive = new Set<string>();
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const p of deleting) {
+      if (alive.has(p)) continue;
+      const referrers = (await env.store.queryReferrers(p)).filter((r) => r !== p);
+      if (live.has(p) || referrers.some((r) => !deleting.has(r) || alive.has(r))) {
+        alive.add(p);
+        changed = true;
+      }
+    }
+  }
+  return paths.find((p) => alive.has(p));
 }
 
 export async function collectGarbage(
@@ -79,9 +117,11 @@ export async function collectGarbage(
       return deleteAll(env, await deletionOrder(env, dead), maxFreed);
     }
     case GcAction.DeleteSpecific: {
-      for (const p of pathsToDelete) {
-        if (live.has(p))
-          throw new GatewayError(GatewayErrorCode.PERMISSION_DENIED, NixMessages.stillAlive(p), { path: p });
+      const alive = await firstAlive(env, pathsToDelete, live);
+      if (alive !== undefined) {
+        throw new GatewayError(GatewayErrorCode.PERMISSION_DENIED, NixMessages.stillAlive(alive), {
+          path: alive,
+        });
       }
       return deleteAll(env, await deletionOrder(env, new Set(pathsToDelete)), maxFreed);
     }
