@@ -30,7 +30,11 @@ import {
   type WorkerRequest,
   type WorkerRequestArgs,
 } from '../../nix/protocol/worker-ops.js';
-import { encodeBytes } from '../../nix/wire/encode.js';
+import { hashOf } from '../../nix/hash.js';
+import { narOfBytes } from '../../nix/nar/writer.js';
+import { ValidPathInfo116, type ValidPathInfo } from '../../nix/protocol/types.js';
+import { makeFixedOutputPath } from '../../nix/store-path.js';
+import { encodeBytes, WireBuilder } from '../../nix/wire/encode.js';
 import { encodeFramed } from '../../nix/wire/framed.js';
 import { DEFAULT_WIRE_LIMITS } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
@@ -213,4 +217,75 @@ export class WorkerClient {
     while (!(await this.reader.atEof())) pieces.push(Buffer.from(await this.reader.readChunk(1 << 20)));
     return Buffer.concat(pieces);
   }
+}
+
+/** An upload: a store path with its NAR and the ValidPathInfo fields a client sends. */
+export interface Upload {
+  readonly path: string;
+  readonly nar: Buffer;
+  readonly narHash: string;
+  readonly narSize: number;
+  readonly ca: string;
+}
+
+function narInfo(path: string, nar: Uint8Array, ca: string): Upload {
+  const buf = Buffer.from(nar);
+  return { path, nar: buf, narHash: hashOf('sha256', buf).toBase16(), narSize: buf.length, ca };
+}
+
+/** A flat fixed-output path (`nix store add-file`): content-addressed, needs no signature. */
+export function caFile(name: string, contents: string): Upload {
+  const hash = hashOf('sha256', contents);
+  const path = makeFixedOutputPath(name, { method: 'flat', hash });
+  return narInfo(path, narOfBytes(Buffer.from(contents)), `fixed:${hash.toTyped('base32')}`);
+}
+
+/** An input-addressed path (any hash part): needs a signature or an admin's --no-check-sigs. */
+export function inputAddressed(name: string, contents: string): Upload {
+  const hashPart = hashOf('sha256', `ia:${name}:${contents}`).toBase32().slice(0, 32);
+  return narInfo(`/nix/store/${hashPart}-${name}`, narOfBytes(Buffer.from(contents)), '');
+}
+
+/** AddToStoreNar arguments for `u`. */
+export function addToStoreNarArgs(
+  u: Upload,
+  o: { dontCheckSigs?: boolean; narHash?: string; narSize?: number; ca?: string } = {},
+): WorkerRequestArgs<'AddToStoreNar'> {
+  return {
+    path: u.path,
+    deriver: '',
+    narHash: o.narHash ?? u.narHash,
+    references: [],
+    registrationTime: 0,
+    narSize: o.narSize ?? u.narSize,
+    ultimate: false,
+    sigs: [],
+    ca: o.ca ?? u.ca,
+    repair: false,
+    dontCheckSigs: o.dontCheckSigs ?? false,
+  };
+}
+
+/** AddMultipleToStore's framed content: count, then ValidPathInfo@1.16 + NAR per entry. */
+export function multiplePayload(
+  entries: { upload: Upload; narHash?: string; narSize?: number; ca?: string }[],
+): Buffer {
+  const b = new WireBuilder();
+  b.u64(entries.length);
+  for (const e of entries) {
+    const info: ValidPathInfo = {
+      path: e.upload.path,
+      deriver: '',
+      narHash: e.narHash ?? e.upload.narHash,
+      references: [],
+      registrationTime: 0,
+      narSize: e.narSize ?? e.upload.narSize,
+      ultimate: false,
+      sigs: [],
+      ca: e.ca ?? e.upload.ca,
+    };
+    ValidPathInfo116.write(b, info, { minor: 16, limits: DEFAULT_WIRE_LIMITS });
+    b.raw(e.upload.nar);
+  }
+  return Buffer.from(b.finish());
 }
