@@ -15,4 +15,20 @@ export const NixMessages = {
     `path '${magenta(path)}' is required, but there is no substituter that can build it`,
   buildsNotYet: (path: string) =>
     `Nixyard cannot build '${magenta(path)}' yet: building arrives in a later release of this gateway`,
+  /** OptimiseStore's summary; our store does not hard-link files, so it frees nothing. */
+  optimised: (bytesFreed: number, filesLinked: number) =>
+    `${mib(bytesFreed)} freed by hard-linking ${filesLinked} files`,
+  /** Closing note of a deleting CollectGarbage, after "deleting unused links...". */
+  hardLinkSavings: (bytes: number) => `note: currently hard linking saves ${mib(bytes)}`,
+} as const;
+
+/** Nix's `showBytes`: MiB with two decimals. */
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
+}
+
+/** The phases `nix-store --verify` reports, in the order LocalStore::verifyStore prints them. */
+export const VerifyPhases = {
+  start: ['reading the Nix store...', 'checking path existence...'],
+  contents: ['checking link hashes...', 'checking store hashes...'],
 } as const;

@@ -57,6 +57,9 @@ async function deleteAll(env: OpEnv, order: readonly string[], maxFreed: bigint)
     paths.push(path);
     bytesFreed += bytes;
   }
+  // Nix then removes unused hard links and reports what linking saves; we keep none.
+  await env.log.line('deleting unused links...');
+  await env.log.line(NixMessages.hardLinkSavings(0));
   return { paths, bytesFreed, obsolete: 0n };
 }
 

@@ -27,7 +27,7 @@ import { countValidSignatures, type PublicKey } from '../../store/signatures.js'
 import type { NarClaim } from '../../store/staging.js';
 import type { BatchItem } from '../../store/import.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
-import { NixMessages } from '../nix-messages.js';
+import { NixMessages, VerifyPhases } from '../nix-messages.js';
 import type { ClientIdentity } from '../ssh-server.js';
 import type { ClientLog } from './client-log.js';
 import { collectGarbage } from './gc.js';
@@ -264,7 +264,11 @@ export const WORKER_OPS: OpTable = {
   AddIndirectRoot: () => Promise.resolve(1),
   SyncWithGC: () => Promise.resolve(1),
   FindRoots: () => Promise.resolve(new Map<string, string>()),
-  OptimiseStore: () => Promise.resolve(1),
+  OptimiseStore: async (_args, env) => {
+    // Our store keeps no hard-link farm, so there is never anything to link.
+    await env.log.line(NixMessages.optimised(0, 0));
+    return 1;
+  },
 
   VerifyStore: async ({ checkContents, repair }, env) => {
     if (repair) {
@@ -273,8 +277,11 @@ export const WORKER_OPS: OpTable = {
         'Nixyard cannot repair the store (verify only)',
       );
     }
+    for (const phase of VerifyPhases.start) await env.log.line(phase);
+    if (checkContents) for (const phase of VerifyPhases.contents) await env.log.line(phase);
     const report = await env.store.verify({ checkContents });
-    for (const problem of report.problems) await env.log.line(`${problem.path ?? ''}: ${problem.message}`);
+    // Each message names its path already.
+    for (const problem of report.problems) await env.log.line(problem.message);
     return report.problems.length > 0;
   },
 
