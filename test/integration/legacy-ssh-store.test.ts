@@ -63,7 +63,7 @@ describe('legacy-ssh-store (ssh://, serve protocol)', () => {
     const dest = join(work, 'dest');
     const destEnv = { ...h.env, NIX_CONFIG: `${h.env.NIX_CONFIG ?? ''}\nstore = local?root=${dest}` };
     await runOk(['nix', 'copy', '--no-check-sigs', '--to', `local?root=${dest}`, DEP_A, MULTI], opts());
-    const r = await replay(h, work, 'legacy-ssh-store', 'copy-from', undefined, destEnv);
+    const r = await replay(h, work, 'legacy-ssh-store', 'copy-from', { env: destEnv });
     expect(r.actual).toEqual(r.expected);
     const hashes = async (env: NodeJS.ProcessEnv): Promise<string> =>
       runOk(['nix', 'path-info', '-r', '--json', TOP], { env, cwd: work }).then((json) =>

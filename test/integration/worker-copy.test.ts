@@ -58,7 +58,7 @@ describe('store-ping', () => {
   test('ssh-ng: Store URL and Version', async () => {
     // The version string is ours (a Nixyard version), not "2.8.0".
     const version = (o: string): string => o.replace(/^Version: .*$/m, 'Version: <version>');
-    const r = await replay(h, work, 'store-ping', 'ping', version);
+    const r = await replay(h, work, 'store-ping', 'ping', { normalise: version });
     expect(r.actual).toEqual(r.expected);
   });
 
@@ -136,12 +136,12 @@ describe('copy-from and path-info (remote state: dag.nix salt=from)', () => {
   }, 120_000);
 
   test('copy --from without --no-check-sigs is refused by the client', async () => {
-    const r = await replay(h, work, 'copy-from', 'copy-from-sigs-required', undefined, destEnv);
+    const r = await replay(h, work, 'copy-from', 'copy-from-sigs-required', { env: destEnv });
     expect(r.actual).toEqual(r.expected);
   });
 
   test('copy --from --no-check-sigs gives byte-identical paths', async () => {
-    const r = await replay(h, work, 'copy-from', 'copy-from', undefined, destEnv);
+    const r = await replay(h, work, 'copy-from', 'copy-from', { env: destEnv });
     expect(r.actual).toEqual(r.expected);
     const hashes = async (env: NodeJS.ProcessEnv): Promise<unknown> => {
       const json = await runOk(['nix', 'path-info', '-r', '--json', TOP_FROM], { env, cwd: work });
@@ -163,7 +163,7 @@ describe('copy-from and path-info (remote state: dag.nix salt=from)', () => {
     // there) and absent here (nix prints it only when true; our paths were uploaded).
     const strip = (o: string): string =>
       o.replace(/"registrationTime":\d+/g, '"registrationTime":0').replaceAll(',"ultimate":true', '');
-    const r = await replay(h, work, 'path-info', 'path-info-json', strip);
+    const r = await replay(h, work, 'path-info', 'path-info-json', { normalise: strip });
     expect(r.actual).toEqual(r.expected);
     expect(JSON.parse(r.actual.output)).toHaveLength(4);
   });

@@ -15,6 +15,8 @@ export const FIXTURES = '/work/shared/fixtures/nix-2.8';
 const RECORDED_NG = 'ssh-ng://root@127.0.0.1?remote-program=/tmp/capdir/bin/tee-daemon';
 const RECORDED_LEGACY = 'ssh://root@127.0.0.1?remote-program=/tmp/capdir/bin/tee-serve';
 const RECORDED_WORK = '/tmp/capdir/work';
+/** Where the recording kept the signing key; ours lives in `<work>/keys`. */
+const RECORDED_KEYS = '/tmp/capdir/keys';
 
 export interface RecordedCommand {
   readonly label: string;
@@ -69,7 +71,8 @@ export function localise(
     .replaceAll(RECORDED_LEGACY, h.legacyUrl)
     .replaceAll('ssh-ng://root@127.0.0.1', h.storeUrl)
     .replaceAll('ssh://root@127.0.0.1', h.legacyUrl)
-    .replaceAll(RECORDED_WORK, work);
+    .replaceAll(RECORDED_WORK, work)
+    .replaceAll(RECORDED_KEYS, join(work, 'keys'));
 }
 
 /** Runs argv with stdout and stderr interleaved into one text, as the recorder saw them. */
@@ -121,22 +124,29 @@ export interface Replay {
   readonly actual: CommandResult;
 }
 
+export interface ReplayOptions {
+  /** Applied to both outputs, for lines that legitimately differ (e.g. registration times). */
+  readonly normalise?: (output: string) => string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** The command to run instead of the recorded one (whose quoting the recording lost). */
+  readonly argv?: readonly string[];
+}
+
 /**
  * Replays `[label]` of `scenario` against the harness and returns both sides with the
- * store URLs made equal. `normalise` is applied to both outputs (for lines that
- * legitimately differ, e.g. registration times).
+ * store URLs made equal.
  */
 export async function replay(
   h: GatewayHarness,
   work: string,
   scenario: string,
   label: string,
-  normalise: (output: string) => string = (o) => o,
-  env: NodeJS.ProcessEnv = h.env,
+  options: ReplayOptions = {},
 ): Promise<Replay> {
+  const normalise = options.normalise ?? ((o: string): string => o);
   const recorded = await recordedCommand(scenario, label);
-  const argv = recorded.argv.map((a) => localise(a, h, work));
-  const actual = await runCommand(argv, { env, cwd: work });
+  const argv = options.argv ?? recorded.argv.map((a) => localise(a, h, work));
+  const actual = await runCommand(argv, { env: options.env ?? h.env, cwd: work });
   return {
     expected: { output: normalise(localise(recorded.output, h, work)), exit: recorded.exit },
     actual: { output: normalise(actual.output), exit: actual.exit },
