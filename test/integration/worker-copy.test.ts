@@ -11,10 +11,9 @@
  * client prints the same lines, and nothing in /nix/store has to be deleted.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { readFile } from 'node:fs/promises';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
 import { makeWorkDir, replay, runCommand, runOk } from '../support/scenario.js';
 
@@ -87,11 +86,39 @@ describe('permissions', () => {
     expect(r.exit).toBe(0);
   });
 
-  test('nix store gc without admin is refused', async () => {
+  test('a read-only key cannot nix copy --to over ssh:// either', async () => {
+    const r = await runCommand(['nix', 'copy', '--no-check-sigs', '--to', 'ssh://reader', TOP_COPY], opts());
+    expect(r.exit).toBe(1);
+    expect(r.output).toContain("lacks the 'write' permission");
+    expect(await h.store.isValid(DEP_A_COPY)).toBe(false);
+  });
+
+  test('nix store gc without admin is refused and deletes nothing', async () => {
     await h.addKey('writer', 'read,write,build');
+    // Only an admin key may skip signature checks, so the admin uploads the path.
+    await runOk(['nix', 'copy', '--no-check-sigs', '--to', h.storeUrl, DEP_A_COPY], opts());
     const r = await runCommand(['nix', 'store', 'gc', '--store', 'ssh-ng://writer'], opts());
     expect(r.exit).toBe(1);
     expect(r.output).toMatch(/^error: .*lacks the 'admin' permission/m);
+    expect(await h.store.isValid(DEP_A_COPY)).toBe(true);
+  });
+
+  test('nix store sign without admin is refused (AddSignatures)', async () => {
+    const keys = join(work, 'keys');
+    await mkdir(keys, { recursive: true });
+    await runOk(
+      ['nix-store', '--generate-binary-cache-key', 'perm-key', join(keys, 'perm-sk'), join(keys, 'perm-pk')],
+      opts(),
+    );
+    const r = await runCommand(
+      ['nix', 'store', 'sign', '--store', 'ssh-ng://writer', '-k', join(keys, 'perm-sk'), DEP_A_COPY],
+      opts(),
+    );
+    expect(r.exit).toBe(1);
+    expect(r.output).toMatch(/^error: .*lacks the 'admin' permission/m);
+    expect((await h.store.requirePathInfo(DEP_A_COPY)).sigs).toEqual([]);
+    // Leave the gateway as the copy-to scenario expects it: empty.
+    await runOk(['nix', 'store', 'delete', '--store', h.storeUrl, DEP_A_COPY], opts());
   });
 
   // The `trusted` flag of a key is not observable with Nix 2.8: worker protocol 1.34 has no
