@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
-import { makeWorkDir, replay, runOk } from '../support/scenario.js';
+import { buildLocally, makeWorkDir, replay, runOk } from '../support/scenario.js';
 
 const TOP = '/nix/store/1xk83v43cnxg1i1bx4148in9bmywsv1i-top';
 const DEP_A = '/nix/store/k5585z20wg622n7jlpa28g897ljkbd6c-dep-a';
@@ -25,11 +25,8 @@ const lastLine = (o: string): string => o.trim().split('\n').at(-1) ?? '';
 beforeAll(async () => {
   h = await startStoreGateway();
   work = await makeWorkDir();
-  const top = await runOk(
-    ['nix-build', 'dag.nix', '-A', 'top', '--argstr', 'salt', 'legacystore', '--no-out-link', '--quiet'],
-    opts(),
-  );
-  expect(lastLine(top)).toBe(TOP);
+  const top = await buildLocally(opts(), 'top', 'legacystore');
+  expect(top).toBe(TOP);
   const drv = await runOk(
     ['nix-instantiate', 'dag.nix', '-A', 'top', '--argstr', 'salt', 'legacyrealise'],
     opts(),

@@ -13,11 +13,20 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
-import { makeWorkDir, replay, runCommand, runOk, type ReplayOptions } from '../support/scenario.js';
+import {
+  buildLocally,
+  makeWorkDir,
+  replay,
+  runCommand,
+  runOk,
+  type ReplayOptions,
+} from '../support/scenario.js';
 
 const SCENARIO = 'misc-ops';
 const TOP = '/nix/store/23zalzc83lcxm26bjx2jhg2s3zqhk67y-top';
 const DEP_A = '/nix/store/p2dpm3720a1xh7b74zr4k25bw4y9nbrg-dep-a';
+const DEP_A_MISC2_DRV = '/nix/store/i87nzb4nwrv56nzw4l6symzrll3vrj4b-dep-a.drv';
+const HELLO_TXT = '/nix/store/m6wswa7yn6x5gi6gdq7x1fqlwmlhfja9-hello.txt';
 const FIXED_HELLO = '/nix/store/p5v2cagqczh89szhhm6qq5xjl4spyk61-fixed-hello';
 
 let h: StoreGatewayHarness;
@@ -27,12 +36,9 @@ const opts = (): { env: NodeJS.ProcessEnv; cwd: string } => ({ env: h.env, cwd: 
 beforeAll(async () => {
   h = await startStoreGateway();
   work = await makeWorkDir();
-  const out = await runOk(
-    ['nix-build', 'dag.nix', '-A', 'top', '--argstr', 'salt', 'misc', '--no-out-link', '--quiet'],
-    opts(),
-  );
-  expect(out.trim().split('\n').at(-1)).toBe(TOP);
-  await runOk(['nix-build', 'dag.nix', '-A', 'fixed', '--argstr', 'salt', 'misc', '--no-out-link'], opts());
+  expect(await buildLocally(opts(), 'top', 'misc')).toBe(TOP);
+  // Uploaded in place of the skipped realise-check's build.
+  expect(await buildLocally(opts(), 'fixed', 'misc')).toBe(FIXED_HELLO);
   await mkdir(join(work, 'keys'));
   await runOk(
     [
@@ -141,12 +147,23 @@ describe('misc-ops', () => {
 
   test('nix-instantiate --store ssh-ng:// (AddToStore: source path and derivation text)', async () => {
     await expectReplay('nix-instantiate-remote');
+    // The derivation the evaluator wrote into our store is byte-identical to a local one.
+    const local = await runOk(['nix-instantiate', 'dag.nix', '-A', 'a', '--argstr', 'salt', 'misc2'], opts());
+    expect(local.trim().split('\n').at(-1)).toBe(DEP_A_MISC2_DRV);
+    const localHash = (await runOk(['nix-store', '-q', '--hash', DEP_A_MISC2_DRV], opts())).trim();
+    expect((await h.store.requirePathInfo(DEP_A_MISC2_DRV)).narHash.toBase16()).toBe(
+      (
+        await runOk(['nix-hash', '--type', 'sha256', '--to-base16', localHash.replace('sha256:', '')], opts())
+      ).trim(),
+    );
   });
 
   test('nix eval builtins.toFile --store ssh-ng:// (AddToStore text)', async () => {
     await expectReplay('eval-tofile', {
       argv: ['nix', 'eval', '--store', h.storeUrl, '--expr', 'builtins.toFile "hello.txt" "hello world"'],
     });
+    const cat = await runOk(['nix', 'store', 'cat', '--store', h.storeUrl, HELLO_TXT], opts());
+    expect(cat).toBe('hello world');
   });
 
   test('nix-env -qa --status', async () => {

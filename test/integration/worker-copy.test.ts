@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
-import { makeWorkDir, replay, runCommand, runOk } from '../support/scenario.js';
+import { buildLocally as build, makeWorkDir, replay, runCommand, runOk } from '../support/scenario.js';
 
 const TOP_COPY = '/nix/store/1zj2rja50avhanmnjzi88zcqgqb42c6l-top';
 const DEP_A_COPY = '/nix/store/kyzx1azq9qniymki9z4br0vrrf0w1s51-dep-a';
@@ -27,14 +27,7 @@ let h: StoreGatewayHarness;
 let work: string;
 const opts = (): { env: NodeJS.ProcessEnv; cwd: string } => ({ env: h.env, cwd: work });
 
-/** `nix-build dag.nix -A attr --argstr salt salt --no-out-link` in the local store. */
-async function buildLocally(attr: string, salt: string): Promise<string> {
-  const out = await runOk(
-    ['nix-build', 'dag.nix', '-A', attr, '--argstr', 'salt', salt, '--no-out-link', '--quiet'],
-    opts(),
-  );
-  return out.trim().split('\n').at(-1) ?? '';
-}
+const buildLocally = (attr: string, salt: string): Promise<string> => build(opts(), attr, salt);
 
 /** Whether the gateway has `path`, asked through the real client. */
 async function remoteHas(path: string): Promise<boolean> {

@@ -118,6 +118,24 @@ export async function makeWorkDir(): Promise<string> {
   return work;
 }
 
+/**
+ * `nix-build dag.nix -A attr --argstr salt salt --no-out-link` in the local /nix/store,
+ * giving the output path. `--repair` because that store is shared with other work on
+ * the machine and registered paths have been seen to vanish from disk; repair checks
+ * the closure's contents and rebuilds only what is missing or corrupt (it is cheap).
+ */
+export async function buildLocally(
+  options: { env: NodeJS.ProcessEnv; cwd: string },
+  attr: string,
+  salt: string,
+): Promise<string> {
+  const out = await runOk(
+    ['nix-build', 'dag.nix', '-A', attr, '--argstr', 'salt', salt, '--no-out-link', '--repair', '--quiet'],
+    options,
+  );
+  return out.trim().split('\n').at(-1) ?? '';
+}
+
 /** A replayed command next to what the real daemon answered, both normalised. */
 export interface Replay {
   readonly expected: CommandResult;
