@@ -18,6 +18,8 @@ export class FramedSource implements AsyncIterableIterator<Uint8Array> {
   readonly #maxFrame: number;
   #remaining = 0;
   #done = false;
+  /** The error that broke the stream: the next frame's position is unknown after it. */
+  #failure: Error | undefined;
   /** Payload bytes yielded or drained so far. */
   payloadBytes = 0;
   /** Frames read so far (not counting the terminator). */
@@ -38,6 +40,16 @@ export class FramedSource implements AsyncIterableIterator<Uint8Array> {
   }
 
   async next(): Promise<IteratorResult<Uint8Array, undefined>> {
+    if (this.#failure !== undefined) throw this.#failure;
+    try {
+      return await this.#next();
+    } catch (err) {
+      this.#failure = err instanceof Error ? err : new Error(String(err));
+      throw this.#failure;
+    }
+  }
+
+  async #next(): Promise<IteratorResult<Uint8Array, undefined>> {
     if (this.#done) return { done: true, value: undefined };
     if (this.#remaining === 0) {
       const len = await this.#reader.readLength(this.#maxFrame, 'frame length');
