@@ -80,29 +80,37 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
   // Handshake. Send our hello as soon as MAGIC_1 is in: 2.23+ clients send their
   // version in the same write, older ones wait for ours.
   const serverVersion = protocolVersion(WORKER_PROTOCOL.major, WORKER_PROTOCOL.maxMinor);
-  await readWorkerClientMagic(reader);
-  await writer.write(encodeWorkerServerHello(serverVersion));
-  const clientVersion = await readWorkerClientVersion(reader);
-  const minor = minorOf(Math.min(clientVersion, serverVersion));
-  ctx = { minor, limits };
-  if (minor >= Since.features) {
-    await readFeatures(reader);
-    await writer.write(encodeFeatures([])); // we offer none: every feature is optional
+  let clientVersion: number;
+  let trusted: number;
+  try {
+    await readWorkerClientMagic(reader);
+    await writer.write(encodeWorkerServerHello(serverVersion));
+    clientVersion = await readWorkerClientVersion(reader);
+    const minor = minorOf(Math.min(clientVersion, serverVersion));
+    ctx = { minor, limits };
+    if (minor >= Since.features) {
+      await readFeatures(reader);
+      await writer.write(encodeFeatures([])); // we offer none: every feature is optional
+    }
+    await readWorkerClientOptions(reader, minor);
+    trusted = deps.who.key.permissions.has('admin') ? TrustedFlag.Trusted : TrustedFlag.NotTrusted;
+    await writer.write(encodeWorkerServerInfo(minor, { daemonVersion: NIXYARD_DAEMON_VERSION, trusted }));
+  } catch (err) {
+    // Not a Nix client, or one that went away: nothing on the wire can reach it.
+    log.warn({ err: messageOf(err), code: (err as { code?: string }).code }, 'handshake failed');
+    return;
   }
-  await readWorkerClientOptions(reader, minor);
-  const trusted = deps.who.key.permissions.has('admin') ? TrustedFlag.Trusted : TrustedFlag.NotTrusted;
-  await writer.write(encodeWorkerServerInfo(minor, { daemonVersion: NIXYARD_DAEMON_VERSION, trusted }));
   try {
     negotiateVersion(clientVersion, serverVersion, WORKER_PROTOCOL.minMinor);
   } catch (err) {
     // Refused in the startup messages, where the client prints it.
     log.info({ clientVersion }, 'refused an unsupported client version');
-    await sendError(`Nixyard cannot serve this client: ${messageOf(err)}`);
+    await sendError(`Nixyard cannot serve this client: ${messageOf(err)}`).catch(() => undefined);
     return;
   }
   await writer.write(encodeStderrMessage({ type: 'last' }, ctx));
   log.info(
-    { clientMinor: minorOf(clientVersion), minor, trusted: trusted === TrustedFlag.Trusted },
+    { clientMinor: minorOf(clientVersion), minor: ctx.minor, trusted: trusted === TrustedFlag.Trusted },
     'worker handshake done',
   );
 
@@ -191,7 +199,9 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
         { ms: msSince(started), err: messageOf(err), code: (err as { code?: string }).code },
         'op failed',
       );
-      if (!isOpError(err)) olog.error({ err }, 'unexpected error in op');
+      // Wire errors (the client went away, sent a bad frame) are the client's; only
+      // errors of our own code deserve the error level and a stack.
+      if (!isOpError(err) && !isNixFormatError(err)) olog.error({ err }, 'unexpected error in op');
       await sendError(messageOf(err)).catch(() => undefined);
       return inSync;
     }
