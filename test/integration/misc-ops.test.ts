@@ -137,7 +137,7 @@ describe('misc-ops', () => {
     expect(out).toBe('<n> MiB freed by hard-linking <n> files\n');
   });
 
-  test('(skipped realise-check: upload the fixed-hello output it built instead)', async () => {
+  test('setup in place of the skipped realise-check: upload the fixed-hello output it built', async () => {
     await runOk(['nix', 'copy', '--no-check-sigs', '--to', h.storeUrl, FIXED_HELLO], opts());
   });
 
