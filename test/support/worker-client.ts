@@ -89,6 +89,8 @@ export interface ClientOptions {
   readonly permissions?: readonly Permission[];
   readonly who?: ClientIdentity;
   readonly deps?: Partial<WorkerSessionDeps>;
+  /** Runs the server end some other way (e.g. the handlers `storeHandlers` builds). */
+  readonly start?: (server: ChannelPair['server'], log: Logger) => Promise<void>;
 }
 
 export interface HandshakeResult {
@@ -129,7 +131,7 @@ export class WorkerClient {
       sessionId: `s-${Math.random().toString(36).slice(2)}`,
       ...opts.deps,
     };
-    this.session = runWorkerSession(this.pair.server, deps);
+    this.session = opts.start ? opts.start(this.pair.server, log) : runWorkerSession(this.pair.server, deps);
     // Like ssh-server.ts `finish`: the channel ends when the session does.
     void this.session.finally(() => this.pair.fromServer.end()).catch(() => undefined);
     this.outcome = this.session.then(
