@@ -10,6 +10,8 @@ export interface GatewayConfig {
   readonly dataDir: string;
   readonly listenHost: string;
   readonly listenPort: number;
+  /** fastify health and metrics endpoint; undefined = off. */
+  readonly http: { readonly host: string; readonly port: number } | undefined;
   readonly authorizedKeysFile: string;
   readonly hostKeyFile: string;
   readonly maxNarSize: number;
@@ -39,6 +41,12 @@ const SETTINGS = {
     env: 'NIXYARD_LISTEN',
     help: 'SSH address, HOST:PORT',
     default: () => '127.0.0.1:2222',
+  },
+  httpListen: {
+    flag: 'http-listen',
+    env: 'NIXYARD_HTTP_LISTEN',
+    help: 'HTTP address for /healthz, /readyz, /metrics, HOST:PORT (empty: off)',
+    default: () => '',
   },
   authorizedKeys: {
     flag: 'authorized-keys',
@@ -107,17 +115,21 @@ function positiveInt(name: string, value: string): number {
   return n;
 }
 
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, setting = 'listen'): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(value);
   if (!m) {
-    throw new GatewayError(GatewayErrorCode.CONFIG_INVALID, `--listen must be HOST:PORT, got '${value}'`, {
-      setting: 'listen',
-    });
+    throw new GatewayError(
+      GatewayErrorCode.CONFIG_INVALID,
+      `--${setting} must be HOST:PORT, got '${value}'`,
+      {
+        setting,
+      },
+    );
   }
   const port = Number(m[2]);
   if (port > 65535) {
-    throw new GatewayError(GatewayErrorCode.CONFIG_INVALID, `--listen port ${port} is out of range`, {
-      setting: 'listen',
+    throw new GatewayError(GatewayErrorCode.CONFIG_INVALID, `--${setting} port ${port} is out of range`, {
+      setting,
     });
   }
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port };
@@ -137,10 +149,12 @@ export function loadGatewayConfig(
   };
   const dataDir = resolve(get(SETTINGS.dataDir, ''));
   const { host, port } = parseListen(get(SETTINGS.listen, dataDir));
+  const httpListen = get(SETTINGS.httpListen, dataDir);
   return {
     dataDir,
     listenHost: host,
     listenPort: port,
+    http: httpListen === '' ? undefined : parseListen(httpListen, 'http-listen'),
     authorizedKeysFile: resolve(get(SETTINGS.authorizedKeys, dataDir)),
     hostKeyFile: resolve(get(SETTINGS.hostKey, dataDir)),
     maxNarSize: positiveInt('max-nar-size', get(SETTINGS.maxNarSize, dataDir)),

@@ -10,18 +10,23 @@ import type { GatewayConfig } from './config.js';
 import { seedAuthorizedKeys } from './first-start.js';
 import { loadOrCreateHostKey } from './host-key.js';
 import { createSshServer, type ProtocolHandlers } from './ssh-server.js';
+import { createHttpServer } from './http.js';
+import { GatewayMetrics } from './metrics.js';
 
 export interface RunningGateway {
   readonly host: string;
   readonly port: number;
   readonly hostPublicKey: string;
   readonly log: Logger;
+  /** Port of the HTTP endpoint, if it is on. */
+  readonly httpPort: number | undefined;
   close(): Promise<void>;
 }
 
 export interface GatewayDeps {
   readonly handlers: ProtocolHandlers;
   readonly log?: Logger;
+  readonly metrics?: GatewayMetrics;
 }
 
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<RunningGateway> {
@@ -47,6 +52,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     log,
     hostHint: config.listenPort === 22 ? config.listenHost : `${config.listenHost}:${config.listenPort}`,
     maxSessionsPerKey: config.maxSessionsPerKey,
+    metrics: deps.metrics,
   });
   // Tracked so that close() ends open sessions instead of waiting for them.
   const connections = new Set<Connection>();
@@ -63,15 +69,29 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   });
   const address = server.address() as AddressInfo;
   log.info({ host: address.address, port: address.port, dataDir: config.dataDir }, 'gateway listening');
+
+  const http =
+    config.http && createHttpServer({ metrics: deps.metrics ?? new GatewayMetrics(), ready: () => true });
+  let httpPort: number | undefined;
+  if (http && config.http) {
+    await http.listen({ host: config.http.host, port: config.http.port });
+    httpPort = (http.server.address() as AddressInfo).port;
+    log.info({ host: config.http.host, port: httpPort }, 'health and metrics listening');
+  }
   return {
     host: address.address,
     port: address.port,
     hostPublicKey: hostKey.publicKey,
     log,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const client of connections) client.end();
-      }),
+    httpPort,
+    close: async () => {
+      await Promise.all([
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const client of connections) client.end();
+        }),
+        http?.close(),
+      ]);
+    },
   };
 }

@@ -1,17 +1,16 @@
 /** The gateway's HTTP side (fastify): health for probes and Prometheus metrics. */
 import Fastify from 'fastify';
-import type { Logger } from 'pino';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface HttpDeps {
   readonly metrics: GatewayMetrics;
   /** False while the gateway cannot take sessions (e.g. its store is not open). */
   readonly ready: () => boolean;
-  readonly log?: Logger;
 }
 
 export function createHttpServer(deps: HttpDeps) {
-  const app = Fastify({ loggerInstance: deps.log, disableRequestLogging: true });
+  // No request logging: probes and scrapes every few seconds would drown the session logs.
+  const app = Fastify({ logger: false });
   app.get('/healthz', () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (!deps.ready()) return reply.code(503).send({ status: 'not ready' });

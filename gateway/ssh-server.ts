@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 // ssh2 is CommonJS: its classes come through the default export.
 import ssh2, { type Connection, type ServerChannel } from 'ssh2';
 import { findKey, type AuthorizedKey } from './authorized-keys.js';
+import type { GatewayMetrics } from './metrics.js';
 import { parseExecCommand, welcomeText } from './exec-command.js';
 
 export interface ClientIdentity {
@@ -29,6 +30,7 @@ export interface SshServerOptions {
   /** How the welcome text tells people to reach us. */
   readonly hostHint: string;
   readonly maxSessionsPerKey: number;
+  readonly metrics?: GatewayMetrics | undefined;
 }
 
 export function createSshServer(opts: SshServerOptions): ssh2.Server {
@@ -108,6 +110,8 @@ export function createSshServer(opts: SshServerOptions): ssh2.Server {
             return;
           }
           sessionsPerKey.set(fp, open + 1);
+          opts.metrics?.sessionsTotal.inc({ protocol: request.kind });
+          opts.metrics?.sessionsActive.inc({ protocol: request.kind });
           const started = Date.now();
           const slog = clog.child({ protocol: request.kind });
           slog.info({ command: req.command }, 'session started');
@@ -125,6 +129,7 @@ export function createSshServer(opts: SshServerOptions): ssh2.Server {
             )
             .finally(() => {
               sessionsPerKey.set(fp, (sessionsPerKey.get(fp) ?? 1) - 1);
+              opts.metrics?.sessionsActive.dec({ protocol: request.kind });
               slog.info({ ms: Date.now() - started }, 'session ended');
             });
         });

@@ -1,6 +1,7 @@
 import { configHelp, loadGatewayConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/gateway.js';
 import { storeHandlers } from '../../gateway/handlers.js';
+import { GatewayMetrics } from '../../gateway/metrics.js';
 import { LocalStore } from '../../store/local-store.js';
 import type { Command } from '../command.js';
 
@@ -21,7 +22,8 @@ export const gatewayCommand: Command = {
   async run(argv) {
     const config = loadGatewayConfig(argv);
     const store = await LocalStore.open({ dataDir: config.dataDir });
-    const gateway = await startGateway(config, { handlers: storeHandlers(store, config) });
+    const metrics = new GatewayMetrics();
+    const gateway = await startGateway(config, { handlers: storeHandlers(store, config, metrics), metrics });
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         gateway.log.info({ signal }, 'stopping');

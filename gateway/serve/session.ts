@@ -27,6 +27,7 @@ import { wireLimits } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
 import { WireWriter } from '../../nix/wire/writer.js';
 import type { LocalStore } from '../../store/local-store.js';
+import type { GatewayMetrics } from '../metrics.js';
 import type { PublicKey } from '../../store/signatures.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
@@ -35,6 +36,7 @@ import type { ClientIdentity } from '../ssh-server.js';
 
 export interface ServeSessionDeps {
   readonly store: LocalStore;
+  readonly metrics?: GatewayMetrics;
   readonly who: ClientIdentity;
   readonly log: Logger;
   readonly write: boolean;
@@ -66,10 +68,12 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
   const reply = <K extends ServeCommandName>(cmd: K, value: ServeReply<K>): Promise<void> =>
     writer.write(encodeServeReply(cmd, value, ctx));
 
+  let current: { cmd: ServeCommandName; started: number } | undefined;
   try {
     while (!(await reader.atEof())) {
       const request = await readServeRequest(reader, ctx);
       const started = Date.now();
+      current = { cmd: request.cmd, started };
       requirePermission(
         deps.who.key.permissions,
         SERVE_COMMAND_PERMISSION[request.cmd],
@@ -83,8 +87,11 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
       }
       await run(request);
       log.info({ op: request.cmd, ms: Date.now() - started }, 'op done');
+      deps.metrics?.opDone('serve', request.cmd, true, (Date.now() - started) / 1000);
+      current = undefined;
     }
   } catch (err) {
+    if (current) deps.metrics?.opDone('serve', current.cmd, false, (Date.now() - current.started) / 1000);
     const message = err instanceof Error ? err.message : String(err);
     log.info({ err: message }, 'serve session failed');
     channel.stderr.write(`error: ${message}\n`);

@@ -36,6 +36,7 @@ import { WireReader } from '../../nix/wire/reader.js';
 import { WireWriter } from '../../nix/wire/writer.js';
 import { skipNarFromWire } from '../../nix/protocol/nar-stream.js';
 import type { LocalStore } from '../../store/local-store.js';
+import type { GatewayMetrics } from '../metrics.js';
 import { isStoreError } from '../../store/errors.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { requirePermission, WORKER_OP_PERMISSION } from '../permissions.js';
@@ -48,6 +49,7 @@ export const NIXYARD_DAEMON_VERSION = 'nixyard-0.1.0';
 
 export interface WorkerSessionDeps {
   readonly store: LocalStore;
+  readonly metrics?: GatewayMetrics;
   readonly who: ClientIdentity;
   readonly log: Logger;
   readonly limits?: Partial<WireLimits>;
@@ -187,6 +189,7 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
         await writer.write(encodeWorkerReply(op, result as never, ctx));
       }
       olog.info({ ms: msSince(started) }, 'op done');
+      deps.metrics?.opDone('worker', op, true, msSince(started) / 1000);
       return true;
     } catch (err) {
       const inSync =
@@ -199,6 +202,7 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
         { ms: msSince(started), err: messageOf(err), code: (err as { code?: string }).code },
         'op failed',
       );
+      deps.metrics?.opDone('worker', op, false, msSince(started) / 1000);
       // Wire errors (the client went away, sent a bad frame) are the client's; only
       // errors of our own code deserve the error level and a stack.
       if (!isOpError(err) && !isNixFormatError(err)) olog.error({ err }, 'unexpected error in op');

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.js';
 import { startGateway, type RunningGateway } from '../../gateway/gateway.js';
+import { GatewayMetrics } from '../../gateway/metrics.js';
 import { storeHandlers } from '../../gateway/handlers.js';
 import type { ProtocolHandlers } from '../../gateway/ssh-server.js';
 import { LocalStore } from '../../store/local-store.js';
@@ -70,9 +71,9 @@ export interface StoreGatewayHarness extends GatewayHarness {
 export async function startStoreGateway(extraArgs: string[] = []): Promise<StoreGatewayHarness> {
   let store: LocalStore | undefined;
   const harness = await startGatewayHarness(
-    (config) => {
+    (config, metrics) => {
       if (store === undefined) throw new Error('store not opened yet');
-      return storeHandlers(store, config);
+      return storeHandlers(store, config, metrics);
     },
     extraArgs,
     async (dataDir) => {
@@ -84,7 +85,7 @@ export async function startStoreGateway(extraArgs: string[] = []): Promise<Store
 }
 
 export async function startGatewayHarness(
-  handlersFor: ProtocolHandlers | ((config: GatewayConfig) => ProtocolHandlers),
+  handlersFor: ProtocolHandlers | ((config: GatewayConfig, metrics: GatewayMetrics) => ProtocolHandlers),
   extraArgs: string[] = [],
   beforeStart?: (dataDir: string) => Promise<void>,
 ): Promise<GatewayHarness> {
@@ -100,8 +101,9 @@ export async function startGatewayHarness(
   );
   const log = pino({ level: process.env.NIXYARD_TEST_LOG ?? 'silent' });
   await beforeStart?.(dataDir);
-  const handlers = typeof handlersFor === 'function' ? handlersFor(config) : handlersFor;
-  const gateway = await startGateway(config, { handlers, log });
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
+  const handlers = typeof handlersFor === 'function' ? handlersFor(config, metrics) : handlersFor;
+  const gateway = await startGateway(config, { handlers, log, metrics });
   const sshConfig = join(dir, 'ssh_config');
   const blocks = [hostBlock('gateway', gateway.port, main.privateKeyFile)];
   await writeFile(sshConfig, blocks.join('\n'));

@@ -19,12 +19,17 @@ function nixEnv(): NodeJS.ProcessEnv {
 }
 
 /** Run `command args…` with optional stdin; rejects (with stderr in the message) on a non-zero exit. */
-export function runNix(command: string, args: readonly string[], input?: Uint8Array): Promise<NixResult> {
+export function runNix(
+  command: string,
+  args: readonly string[],
+  input?: Uint8Array,
+  env: NodeJS.ProcessEnv = nixEnv(),
+): Promise<NixResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       command,
       args,
-      { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024, env: nixEnv() },
+      { encoding: 'buffer', maxBuffer: 1024 * 1024 * 1024, env },
       (err, stdout, stderr) => {
         if (err)
           reject(new Error(`${command} ${args.join(' ')} failed: ${err.message}\n${stderr.toString()}`));
