@@ -31,6 +31,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { PublicKey } from '../../store/signatures.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
+import { closureWithOutputs } from '../worker/derivations.js';
 import { requirePermission, SERVE_COMMAND_PERMISSION } from '../permissions.js';
 import type { ClientIdentity } from '../ssh-server.js';
 
@@ -141,13 +142,10 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
       }
       case 'QueryClosure': {
         const { includeOutputs, paths } = request.args;
-        if (includeOutputs) {
-          throw new GatewayError(
-            GatewayErrorCode.UNSUPPORTED_OPERATION,
-            'QueryClosure with outputs is not supported yet',
-          );
-        }
-        return reply('QueryClosure', [...(await store.queryClosure(paths))].sort());
+        const closure = includeOutputs
+          ? await closureWithOutputs(store, paths)
+          : await store.queryClosure(paths);
+        return reply('QueryClosure', [...closure].sort());
       }
       case 'AddToStoreNar': {
         const a = request.args;

@@ -134,3 +134,24 @@ export async function realiseWithoutBuilding(store: LocalStore, text: string): P
   }
   return built;
 }
+
+/**
+ * The closure of `paths` where every .drv also brings in its valid outputs and their
+ * closures (`nix-store -qR --include-outputs`, serve QueryClosure with includeOutputs).
+ */
+export async function closureWithOutputs(store: LocalStore, paths: readonly string[]): Promise<Set<string>> {
+  const closure = await store.queryClosure(paths);
+  const expanded = new Set<string>();
+  for (;;) {
+    const outputs: string[] = [];
+    for (const p of closure) {
+      if (!p.endsWith('.drv') || expanded.has(p)) continue;
+      expanded.add(p);
+      const outs = [...(await derivationOutputMap(store, p)).values()].filter((o) => o !== '');
+      const valid = await store.queryValid(outs);
+      outputs.push(...outs.filter((o) => valid.has(o) && !closure.has(o)));
+    }
+    if (outputs.length === 0) return closure;
+    for (const p of await store.queryClosure(outputs)) closure.add(p);
+  }
+}
