@@ -35,7 +35,6 @@ export interface BuiltPath {
 
 /** The store's commit context (import.ts); LocalStore keeps it private to its own module. */
 function contextOf(store: LocalStore): StoreContext {
-  // eslint-disable-next-line @typescript-eslint/dot-notation -- deliberate access to the private field
   return store['ctx'];
 }
 
@@ -44,7 +43,10 @@ function contextOf(store: LocalStore): StoreContext {
  * `ultimate = true`, no signatures. Paths already valid are left as they are (their
  * content here is discarded). Returns the infos in the order given.
  */
-export async function registerBuiltPaths(store: LocalStore, outputs: readonly BuiltPath[]): Promise<PathInfo[]> {
+export async function registerBuiltPaths(
+  store: LocalStore,
+  outputs: readonly BuiltPath[],
+): Promise<PathInfo[]> {
   const ctx = contextOf(store);
   const ours = new Set(outputs.map((o) => o.path));
   const others = [...new Set(outputs.flatMap((o) => o.references))].filter((r) => !ours.has(r));

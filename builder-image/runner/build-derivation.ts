@@ -6,7 +6,7 @@
  * Failures are results (status + Nix's message), not exceptions; only broken
  * preconditions of the caller (no bwrap, unreadable store) throw.
  */
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -114,12 +114,11 @@ export interface BuildOutcome extends BuildResult {
   readonly keptDir: string | undefined;
 }
 
+const NOBODY = 65534;
+
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function failure(
-  err: BuildError,
-  extra: Partial<BuildOutcome> = {},
-): BuildOutcome {
+function failure(err: BuildError, extra: Partial<BuildOutcome> = {}): BuildOutcome {
   return {
     status: err.status,
     errorMsg: err.nixMessage,
@@ -256,7 +255,11 @@ export function builderFailedMessage(drvPath: string, status: string, tail: read
   return plainMessage(msg);
 }
 
-const SIGNAL_NAMES: Record<string, string> = { SIGKILL: 'Killed', SIGTERM: 'Terminated', SIGSEGV: 'Segmentation fault' };
+const SIGNAL_NAMES: Record<string, string> = {
+  SIGKILL: 'Killed',
+  SIGTERM: 'Terminated',
+  SIGSEGV: 'Segmentation fault',
+};
 
 export async function buildDerivation(opts: BuildDerivationOptions): Promise<BuildOutcome> {
   const { store, drvPath } = opts;
@@ -374,13 +377,17 @@ async function realise(
     await writeFile(join(sp.etc, 'group'), ETC_GROUP);
     await writeFile(join(sp.etc, 'hosts'), ETC_HOSTS);
     for (const f of built.files) {
-      await writeFile(join(sp.build, f.name), encodeByteString(f.content, f.name), { mode: 0o644 });
+      const file = join(sp.build, f.name);
+      await writeFile(file, encodeByteString(f.content, f.name), { mode: 0o644 });
+      // Nix leaves graph files to root: outside our user namespace they show as nobody.
+      if (!f.ownedByBuilder && process.getuid?.() === 0) await chown(file, NOBODY, NOBODY);
     }
     const filter = settings.seccomp ? seccompFilter() : undefined;
     const seccompFile = filter ? join(stageDir, 'seccomp.bpf') : undefined;
     if (filter && seccompFile) await writeFile(seccompFile, filter);
     const hostNetFiles: string[] = [];
-    if (fixed) for (const f of ['/etc/resolv.conf', '/etc/services']) if (await exists(f)) hostNetFiles.push(f);
+    if (fixed)
+      for (const f of ['/etc/resolv.conf', '/etc/services']) if (await exists(f)) hostNetFiles.push(f);
     const bwrap = bwrapArgv({
       bwrap: settings.bwrap,
       stageDir,
@@ -441,7 +448,16 @@ async function realise(
         { drvPath, exitCode: o.kind === 'exited' ? o.code : undefined },
       );
     }
-    const { infos, mismatch } = await processOutputs(store, drv, drvPath, inputs, outs, sp.store, built.structured, view);
+    const { infos, mismatch } = await processOutputs(
+      store,
+      drv,
+      drvPath,
+      inputs,
+      outs,
+      sp.store,
+      built.structured,
+      view,
+    );
     const registered = await registerBuiltPaths(store, infos);
     if (mismatch) throw mismatch;
     return {
@@ -517,7 +533,14 @@ async function processOutputs(
       }
       const r = await checkFixedOutput(
         { physical: phys, narHash: s.narHash, references: s.references, path: p },
-        { drvPath, method: o.method, wanted: o.hash, outputPathName: outputPathName(drv.name, name), storeDir },
+        {
+          drvPath,
+          actualPath: `${drvPath}.chroot${p}`,
+          method: o.method,
+          wanted: o.hash,
+          outputPathName: outputPathName(drv.name, name),
+          storeDir,
+        },
       );
       ca = r.ca;
       path = r.path;

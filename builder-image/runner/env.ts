@@ -131,7 +131,7 @@ export function validityRegistration(paths: readonly string[], store: StoreView)
 function graphEntries(paths: readonly string[], store: StoreView): GraphEntry[] {
   return paths.map((p) => {
     const info = store.info(p);
-    const closure = exportReferences([p], new Set([p]), { info: store.info, drvOutputs: () => [] });
+    const closure = exportReferences([p], new Set([p]), { info: (q) => store.info(q), drvOutputs: () => [] });
     return {
       path: p,
       narHash: info.narHash,

@@ -99,7 +99,16 @@ export function parseJson(text: string): JsonValue {
         continue;
       }
       const e = text[pos++];
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+      const simple: Record<string, string> = {
+        '"': '"',
+        '\\': '\\',
+        '/': '/',
+        b: '\b',
+        f: '\f',
+        n: '\n',
+        r: '\r',
+        t: '\t',
+      };
       if (e !== undefined && e in simple) out += simple[e];
       else if (e === 'u') {
         const hex = text.slice(pos, pos + 4);

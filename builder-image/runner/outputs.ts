@@ -93,6 +93,8 @@ export function hashPartMap(paths: Iterable<string>, storeDir: string): Map<stri
 
 export interface FixedCheck {
   readonly drvPath: string;
+  /** Where Nix 2.8 says the output is (`<drv>.chroot<path>`). */
+  readonly actualPath: string;
   readonly method: 'flat' | 'recursive';
   readonly wanted: Hash;
   readonly outputPathName: string;
@@ -130,7 +132,7 @@ export async function checkFixedOutput(
         BuildStatus.OutputRejected,
         hintfmt(
           "output path '%s' should be a non-executable regular file since recursive hashing is not enabled (outputHashMode=flat)",
-          scanned.path,
+          fc.actualPath,
         ),
         { path: scanned.path },
       );
@@ -162,7 +164,9 @@ export async function checkFixedOutput(
 }
 
 /** Outputs in an order where each comes after the outputs it refers to (`topoSort`). */
-export function sortOutputs<T extends { path: string; references: readonly string[] }>(outputs: readonly T[]): T[] {
+export function sortOutputs<T extends { path: string; references: readonly string[] }>(
+  outputs: readonly T[],
+): T[] {
   const byPath = new Map(outputs.map((o) => [o.path, o]));
   const done = new Set<string>();
   const visiting = new Set<string>();

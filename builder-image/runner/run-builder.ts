@@ -64,7 +64,9 @@ export function runBuilder(opts: RunOptions): Promise<RunResult> {
       silenceTimer = setTimeout(() => stop({ kind: 'timedOut', silence: true }), opts.maxSilentTime * 1000);
     };
     const hardTimer =
-      opts.timeout > 0 ? setTimeout(() => stop({ kind: 'timedOut', silence: false }), opts.timeout * 1000) : undefined;
+      opts.timeout > 0
+        ? setTimeout(() => stop({ kind: 'timedOut', silence: false }), opts.timeout * 1000)
+        : undefined;
     armSilence();
     const onAbort = (): void => stop({ kind: 'cancelled' });
     if (opts.signal?.aborted) onAbort();
@@ -92,7 +94,8 @@ export function runBuilder(opts: RunOptions): Promise<RunResult> {
       killGroup(child.pid);
       if (!ending) splitter.flush();
       const outcome: RunOutcome =
-        ending ?? (code !== null ? { kind: 'exited', code } : { kind: 'signalled', signal: signal ?? 'SIGKILL' });
+        ending ??
+        (code !== null ? { kind: 'exited', code } : { kind: 'signalled', signal: signal ?? 'SIGKILL' });
       resolve({ outcome, tail: [...splitter.tail], lines: splitter.lines });
     });
   });

@@ -1,7 +1,7 @@
 /**
  * The bubblewrap command line for one build: a pure function of the plan.
  *
- * File system design (ADR in docs/adr/0007-builder-sandbox.md):
+ * File system design (the record of this decision, until an ADR exists):
  * - one host directory per build, `<data>/staging/<random>/` (same volume as the store,
  *   so outputs move into the store by rename), holding `store/`, `build/` and `etc/`;
  * - `<stage>/store` is bound read-write as `/nix/store` (mode 1775, like Nix's chroot
@@ -91,7 +91,8 @@ export function bwrapArgv(plan: SandboxPlan): string[] {
   if (plan.network) for (const f of plan.hostNetFiles) a.push('--ro-bind', f, f);
   else a.push('--ro-bind', join(s.etc, 'hosts'), '/etc/hosts');
   a.push('--remount-ro', '/');
-  for (const [k, v] of [...plan.env].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) a.push('--setenv', k, v);
+  for (const [k, v] of [...plan.env].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+    a.push('--setenv', k, v);
   a.push('--chdir', plan.buildDir, '--', plan.builder, ...plan.args);
   return a;
 }

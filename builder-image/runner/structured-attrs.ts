@@ -138,7 +138,8 @@ export function attrsShText(json: ReadonlyMap<string, JsonValue>): string {
       out += `declare ${key}=${s}\n`;
     } else if (value.t === 'array') {
       const parts = value.v.map(simple);
-      if (parts.every((p) => p !== undefined)) out += `declare -a ${key}=(${parts.map((p) => p + ' ').join('')})\n`;
+      if (parts.every((p) => p !== undefined))
+        out += `declare -a ${key}=(${parts.map((p) => p + ' ').join('')})\n`;
     } else if (value.t === 'object') {
       const parts = sortedEntries(value.v).map(([k, x]) => [k, simple(x)] as const);
       if (parts.every(([, p]) => p !== undefined)) {
