@@ -2,6 +2,7 @@
 import type { Command } from './command.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { storeCommand } from './commands/store.js';
+import { buildDrvCommand } from './commands/build-drv.js';
 import { narCommand } from './commands/nar.js';
 import { hashCommand } from './commands/hash.js';
 import { storePathCommand } from './commands/store-path.js';
@@ -10,6 +11,7 @@ import { drvCommand } from './commands/drv.js';
 export const commands: readonly Command[] = [
   gatewayCommand,
   storeCommand,
+  buildDrvCommand,
   narCommand,
   hashCommand,
   storePathCommand,

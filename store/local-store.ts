@@ -17,6 +17,7 @@ import type { PathInfo } from './path-info.js';
 import { deleteRecord, readRecord, writeRecord } from './records.js';
 import type { AddToStoreRequest, NarClaim } from './staging.js';
 import { TempRoots } from './temp-roots.js';
+import { registerBuiltPaths, type BuiltPath } from './register-built.js';
 import { reindex, verifyStore, type ReindexReport, type VerifyOptions, type VerifyReport } from './verify.js';
 
 export interface LocalStoreOptions {
@@ -226,6 +227,23 @@ export class LocalStore {
         await removeTree(trash);
       }
     });
+  }
+
+  /** Registers the canonical outputs of a local build (register-built.ts). */
+  registerBuilt(outputs: readonly BuiltPath[]): Promise<PathInfo[]> {
+    return registerBuiltPaths(this.ctx, outputs);
+  }
+
+  /**
+   * Re-reads the records of `paths` into the index: another process (a build run as a
+   * child, a build pod) may have registered or deleted them on the shared volume.
+   */
+  async refresh(paths: readonly string[]): Promise<void> {
+    for (const path of paths) {
+      const info = await readRecord(this.layout, path);
+      if (info) await this.index.put(info);
+      else await this.index.delete(path);
+    }
   }
 
   // ---- operators ----

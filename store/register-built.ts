@@ -16,7 +16,6 @@ import { parseStorePath } from '../nix/store-path.js';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { removeTree, renameAway } from './fs-util.js';
 import { commitStaged, type StoreContext } from './import.js';
-import type { LocalStore } from './local-store.js';
 import { sortPaths, type PathInfo } from './path-info.js';
 
 export interface BuiltPath {
@@ -33,24 +32,18 @@ export interface BuiltPath {
   readonly ca?: string | undefined;
 }
 
-/** The store's commit context (import.ts); LocalStore keeps it private to its own module. */
-function contextOf(store: LocalStore): StoreContext {
-  return store['ctx'];
-}
-
 /**
  * Moves `outputs` (in dependency order) into the store and registers them with
  * `ultimate = true`, no signatures. Paths already valid are left as they are (their
  * content here is discarded). Returns the infos in the order given.
  */
 export async function registerBuiltPaths(
-  store: LocalStore,
+  ctx: StoreContext,
   outputs: readonly BuiltPath[],
 ): Promise<PathInfo[]> {
-  const ctx = contextOf(store);
   const ours = new Set(outputs.map((o) => o.path));
   const others = [...new Set(outputs.flatMap((o) => o.references))].filter((r) => !ours.has(r));
-  const valid = await store.queryValid(others);
+  const valid = await ctx.index.has(others);
   const missing = others.find((r) => !valid.has(r));
   if (missing !== undefined) {
     throw new StoreError(
@@ -61,10 +54,10 @@ export async function registerBuiltPaths(
   }
   const infos: PathInfo[] = [];
   for (const o of outputs) {
-    const dir = await store.layout.newStagingDir();
+    const dir = await ctx.layout.newStagingDir();
     let root: string;
     try {
-      root = join(dir, parseStorePath(o.path, store.storeDir).name);
+      root = join(dir, parseStorePath(o.path, ctx.layout.storeDir).name);
       await renameAway(o.physical, root);
     } catch (err) {
       await removeTree(dir);

@@ -19,7 +19,6 @@ import {
 import { isStorePath, outputPathName, parseStorePath } from '../../nix/store-path.js';
 import { removeTree } from '../../store/fs-util.js';
 import type { LocalStore } from '../../store/local-store.js';
-import { registerBuiltPaths } from '../../store/register-built.js';
 import {
   ANSI_BOLD,
   ANSI_NORMAL,
@@ -97,6 +96,11 @@ export function defaultSettings(overrides: Partial<BuildSettings> = {}): BuildSe
 export interface BuildDerivationOptions {
   readonly store: LocalStore;
   readonly drvPath: string;
+  /**
+   * The derivation itself, when the client sent it rather than its .drv being in the
+   * store (BuildDerivation: a BasicDerivation, all inputs as sources).
+   */
+  readonly derivation?: Derivation;
   readonly settings?: Partial<BuildSettings>;
   /** Each log line of the builder, as it happens. */
   readonly onLogLine?: (line: string) => void;
@@ -268,7 +272,7 @@ export async function buildDerivation(opts: BuildDerivationOptions): Promise<Bui
   let drv: Derivation;
   let inputs: Set<string>;
   try {
-    drv = await loadDrv(store, drvPath);
+    drv = opts.derivation ?? (await loadDrv(store, drvPath));
     const type = derivationType(drv);
     const outs = outputPaths(drv);
     if (outs.size !== drv.outputs.size || type.kind === 'impure' || type.kind === 'floating') {
@@ -458,7 +462,7 @@ async function realise(
       built.structured,
       view,
     );
-    const registered = await registerBuiltPaths(store, infos);
+    const registered = await store.registerBuilt(infos);
     if (mismatch) throw mismatch;
     return {
       status: BuildStatus.Built,

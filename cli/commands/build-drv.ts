@@ -3,7 +3,11 @@
  * `nix-build` with `sandbox = true` would (builder-image/runner). Log lines go to
  * stderr as they happen; the output paths to stdout; the exit status is nix-build's.
  */
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { parseDerivation } from '../../nix/derivation/aterm.js';
+import { parseStorePath } from '../../nix/store-path.js';
 import { LocalStore } from '../../store/local-store.js';
 import {
   buildDerivation,
@@ -15,11 +19,19 @@ import { UsageError, type Command } from '../command.js';
 
 const USAGE = `Usage: nixyard build-drv /nix/store/…drv [--data-dir DIR] [--cores N] [--timeout S]
                           [--max-silent-time S] [--keep-failed]
+                          [--derivation-file FILE] [--result-fd N]
 
 Builds the derivation in a bubblewrap sandbox. The .drv and its input closure must be
 valid in the store at DIR (default $NIXYARD_DATA_DIR or ./data). Prints the output paths.
 Exit status as nix-build: 0 ok, 100 builder failed, 101 timed out, 102 hash mismatch,
-1 other failures. SIGTERM/SIGINT cancel the build (nothing is registered).`;
+1 other failures. SIGTERM/SIGINT cancel the build (nothing is registered).
+
+For the gateway's executors:
+  --derivation-file FILE  build the derivation in FILE (ATerm) under the name of the
+                          given .drv path, which need not be in the store
+                          (BuildDerivation sends the derivation itself)
+  --result-fd N           write the BuildResult as one JSON object to file descriptor N,
+                          and only log lines to stderr`;
 
 function int(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -42,6 +54,8 @@ export const buildDrvCommand: Command = {
         timeout: { type: 'string' },
         'max-silent-time': { type: 'string' },
         'keep-failed': { type: 'boolean', short: 'K' },
+        'derivation-file': { type: 'string' },
+        'result-fd': { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UsageError('exactly one .drv path expected');
@@ -61,19 +75,35 @@ export const buildDrvCommand: Command = {
       dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
       cleanStaging: false,
     });
+    const resultFd = int(values['result-fd'], '--result-fd');
+    const derivationFile = values['derivation-file'];
+    const derivation =
+      derivationFile === undefined
+        ? undefined
+        : parseDerivation(await readFile(derivationFile), {
+            name: parseStorePath(drvPath).name.replace(/\.drv$/, ''),
+          });
     const controller = new AbortController();
     const cancel = (): void => controller.abort();
     process.once('SIGTERM', cancel);
     process.once('SIGINT', cancel);
     try {
-      io.stderr.write(`building '${drvPath}'...\n`);
+      if (resultFd === undefined) io.stderr.write(`building '${drvPath}'...\n`);
       const result = await buildDerivation({
         store,
         drvPath,
+        ...(derivation ? { derivation } : {}),
         settings,
         signal: controller.signal,
         onLogLine: (line) => io.stderr.write(`${line}\n`),
       });
+      if (resultFd !== undefined) {
+        const { status, errorMsg, builtOutputs, startTime, stopTime, timesBuilt, isNonDeterministic } =
+          result;
+        const json = { status, errorMsg, builtOutputs, startTime, stopTime, timesBuilt, isNonDeterministic };
+        await writeResult(resultFd, JSON.stringify(json));
+        return exitCodeOf(result, result.hashMismatch);
+      }
       if (result.errorMsg !== '') {
         io.stderr.write(`error: ${stripAnsi(result.errorMsg).replaceAll('\n', '\n       ')}\n`);
       }
@@ -87,3 +117,11 @@ export const buildDrvCommand: Command = {
     }
   },
 };
+
+function writeResult(fd: number, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out = createWriteStream('', { fd });
+    out.on('error', reject);
+    out.end(`${text}\n`, () => resolve());
+  });
+}
