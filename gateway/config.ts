@@ -2,6 +2,7 @@
  * Gateway configuration: flags win over environment variables, which win over defaults.
  * Scripts and the Helm chart rely on these flag names.
  */
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GatewayError, GatewayErrorCode } from './errors.js';
@@ -18,6 +19,13 @@ export interface GatewayConfig {
   readonly maxPathsPerRequest: number;
   readonly maxSessionsPerKey: number;
   readonly logLevel: string;
+  /** Derivations built at once (Nix's max-jobs). */
+  readonly maxJobs: number;
+  /** NIX_BUILD_CORES of each build; 0 = all cores. */
+  readonly cores: number;
+  /** Seconds a build may run / stay silent; 0 = no limit. */
+  readonly buildTimeout: number;
+  readonly maxSilentTime: number;
   /** `name:base64` Ed25519 keys whose signatures make an uploaded path acceptable. */
   readonly trustedPublicKeys: readonly string[];
 }
@@ -78,6 +86,30 @@ const SETTINGS = {
     help: 'most concurrent sessions of one key',
     default: () => '64',
   },
+  maxJobs: {
+    flag: 'max-jobs',
+    env: 'NIXYARD_MAX_JOBS',
+    help: 'derivations built at once',
+    default: () => String(availableParallelism()),
+  },
+  cores: {
+    flag: 'cores',
+    env: 'NIXYARD_CORES',
+    help: 'NIX_BUILD_CORES of each build (0: all cores)',
+    default: () => '0',
+  },
+  buildTimeout: {
+    flag: 'build-timeout',
+    env: 'NIXYARD_BUILD_TIMEOUT',
+    help: 'seconds a build may take (0: no limit)',
+    default: () => '0',
+  },
+  maxSilentTime: {
+    flag: 'max-silent-time',
+    env: 'NIXYARD_MAX_SILENT_TIME',
+    help: 'seconds a build may print nothing (0: no limit)',
+    default: () => '0',
+  },
   trustedPublicKeys: {
     flag: 'trusted-public-keys',
     env: 'NIXYARD_TRUSTED_PUBLIC_KEYS',
@@ -113,6 +145,10 @@ function positiveInt(name: string, value: string): number {
     );
   }
   return n;
+}
+
+function nonNegativeInt(name: string, value: string): number {
+  return value === '0' ? 0 : positiveInt(name, value);
 }
 
 export function parseListen(value: string, setting = 'listen'): { host: string; port: number } {
@@ -161,6 +197,10 @@ export function loadGatewayConfig(
     maxPathsPerRequest: positiveInt('max-paths-per-request', get(SETTINGS.maxPathsPerRequest, dataDir)),
     maxSessionsPerKey: positiveInt('max-sessions-per-key', get(SETTINGS.maxSessionsPerKey, dataDir)),
     logLevel: get(SETTINGS.logLevel, dataDir),
+    maxJobs: positiveInt('max-jobs', get(SETTINGS.maxJobs, dataDir)),
+    cores: nonNegativeInt('cores', get(SETTINGS.cores, dataDir)),
+    buildTimeout: nonNegativeInt('build-timeout', get(SETTINGS.buildTimeout, dataDir)),
+    maxSilentTime: nonNegativeInt('max-silent-time', get(SETTINGS.maxSilentTime, dataDir)),
     trustedPublicKeys: get(SETTINGS.trustedPublicKeys, dataDir)
       .split(/\s+/)
       .filter((k) => k !== ''),

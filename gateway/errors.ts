@@ -6,6 +6,7 @@ export const GatewayErrorCode = {
   PERMISSION_DENIED: 'ERR_GATEWAY_PERMISSION_DENIED',
   UNSUPPORTED_OPERATION: 'ERR_GATEWAY_UNSUPPORTED_OPERATION',
   SESSION_LIMIT: 'ERR_GATEWAY_SESSION_LIMIT',
+  BUILD_FAILED: 'ERR_GATEWAY_BUILD_FAILED',
 } as const;
 
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];

@@ -1,6 +1,6 @@
 import { configHelp, loadGatewayConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/gateway.js';
-import { storeHandlers } from '../../gateway/handlers.js';
+import { localBuilds, storeHandlers } from '../../gateway/handlers.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
 import { LocalStore } from '../../store/local-store.js';
 import type { Command } from '../command.js';
@@ -23,11 +23,15 @@ export const gatewayCommand: Command = {
     const config = loadGatewayConfig(argv);
     const store = await LocalStore.open({ dataDir: config.dataDir });
     const metrics = new GatewayMetrics();
-    const gateway = await startGateway(config, { handlers: storeHandlers(store, config, metrics), metrics });
+    const builds = localBuilds(store, config);
+    const gateway = await startGateway(config, {
+      handlers: storeHandlers(store, config, metrics, builds),
+      metrics,
+    });
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         gateway.log.info({ signal }, 'stopping');
-        void gateway.close().then(resolve);
+        void Promise.all([gateway.close(), builds.close()]).then(() => resolve());
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));

@@ -15,7 +15,7 @@ import { parseHash } from '../../nix/hash.js';
 import type { Ctx } from '../../nix/protocol/codec.js';
 import { readNarFromWire } from '../../nix/protocol/nar-stream.js';
 import { ValidPathInfo116, type ValidPathInfo } from '../../nix/protocol/types.js';
-import { BuildStatus, type OpName } from '../../nix/protocol/worker.js';
+import type { OpName } from '../../nix/protocol/worker.js';
 import type { WorkerReply, WorkerRequestArgs } from '../../nix/protocol/worker-ops.js';
 import { parseStorePathBase } from '../../nix/store-path.js';
 import type { FramedSource } from '../../nix/wire/framed.js';
@@ -31,7 +31,9 @@ import { NixMessages, VerifyPhases } from '../nix-messages.js';
 import type { ClientIdentity } from '../ssh-server.js';
 import type { ClientLog } from './client-log.js';
 import { collectGarbage } from './gc.js';
-import { queryMissing, derivationOutputMap, realiseWithoutBuilding } from './derivations.js';
+import { buildDerivation, buildPaths, buildPathsWithResults } from './build-ops.js';
+import type { BuildService } from '../builds/service.js';
+import { queryMissing, derivationOutputMap } from './derivations.js';
 
 export interface OpEnv {
   readonly store: LocalStore;
@@ -45,6 +47,10 @@ export interface OpEnv {
   readonly trustedPublicKeys: readonly PublicKey[];
   /** SetOptions overrides (unix-socket clients only; ssh-ng never sends them). */
   readonly options: Map<string, string>;
+  /** Where builds go; without one, build requests get "cannot build yet". */
+  readonly builds?: BuildService | undefined;
+  /** Aborted when the client's connection ends (cancels the builds only it wanted). */
+  readonly closed: AbortSignal;
   readonly serverLog?: Logger;
 }
 
@@ -164,8 +170,6 @@ async function* multipleItems(
     yield { claim, nar: readNarFromWire(inner, { expectedSize: info.narSize }) };
   }
 }
-
-const opaqueOk = 1;
 
 export const WORKER_OPS: OpTable = {
   IsValidPath: async ({ path }, env) => env.store.isValid(path),
@@ -287,7 +291,8 @@ export const WORKER_OPS: OpTable = {
 
   CollectGarbage: async (args, env) => collectGarbage(env, args.action, args.pathsToDelete, args.maxFreed),
 
-  SetOptions: ({ overrides }, env) => {
+  SetOptions: ({ overrides, keepGoing }, env) => {
+    env.options.set('keep-going', String(keepGoing));
     for (const [k, v] of overrides) env.options.set(k, v);
     return Promise.resolve({});
   },
@@ -301,30 +306,7 @@ export const WORKER_OPS: OpTable = {
     return 1;
   },
 
-  BuildPathsWithResults: async ({ paths }, env) => {
-    const results = [];
-    for (const text of paths) {
-      const builtOutputs = await realiseWithoutBuilding(env.store, text);
-      results.push({
-        path: text,
-        result: {
-          status: BuildStatus.AlreadyValid,
-          errorMsg: '',
-          timesBuilt: 0,
-          isNonDeterministic: false,
-          startTime: 0,
-          stopTime: 0,
-          cpuUser: null,
-          cpuSystem: null,
-          builtOutputs,
-        },
-      });
-    }
-    return results;
-  },
-
-  BuildPaths: async ({ paths }, env) => {
-    for (const text of paths) await realiseWithoutBuilding(env.store, text);
-    return opaqueOk;
-  },
+  BuildPathsWithResults: buildPathsWithResults,
+  BuildPaths: buildPaths,
+  BuildDerivation: buildDerivation,
 };

@@ -37,6 +37,7 @@ import { WireWriter } from '../../nix/wire/writer.js';
 import { skipNarFromWire } from '../../nix/protocol/nar-stream.js';
 import type { LocalStore } from '../../store/local-store.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { BuildService } from '../builds/service.js';
 import { isStoreError } from '../../store/errors.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { requirePermission, WORKER_OP_PERMISSION } from '../permissions.js';
@@ -50,6 +51,7 @@ export const NIXYARD_DAEMON_VERSION = 'nixyard-0.1.0';
 export interface WorkerSessionDeps {
   readonly store: LocalStore;
   readonly metrics?: GatewayMetrics;
+  readonly builds?: BuildService;
   readonly who: ClientIdentity;
   readonly log: Logger;
   readonly limits?: Partial<WireLimits>;
@@ -116,6 +118,9 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
     'worker handshake done',
   );
 
+  // The client is gone when its channel closes: builds only it wanted are cancelled.
+  const closed = new AbortController();
+  channel.once('close', () => closed.abort());
   const env: OpEnv = {
     store: deps.store,
     reader,
@@ -127,6 +132,8 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
     maxNarSize: deps.maxNarSize,
     trustedPublicKeys: deps.trustedPublicKeys,
     options: new Map(),
+    builds: deps.builds,
+    closed: closed.signal,
   };
 
   try {

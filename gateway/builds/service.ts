@@ -1,0 +1,80 @@
+/**
+ * What the protocol sessions build with: one scheduler for the gateway, and the
+ * settings every build gets. Sessions open a `Realisation` per request.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BasicDerivation } from '../../nix/protocol/types.js';
+import type { LocalStore } from '../../store/local-store.js';
+import { basicDerivationText } from './basic-derivation.js';
+import { childExecutor } from './child-executor.js';
+import { LocalScheduler } from './local-scheduler.js';
+import { Realisation, type RealiseEvents } from './realise.js';
+import type { BuildOutcome, Scheduler } from './types.js';
+
+export interface BuildSettings {
+  /** Derivations built at once. */
+  readonly maxJobs: number;
+  /** NIX_BUILD_CORES of each build (0 = all cores). */
+  readonly cores: number;
+  /** Seconds; 0 = none. */
+  readonly timeout: number;
+  readonly maxSilentTime: number;
+}
+
+export interface RealisationRequest {
+  readonly requester: string;
+  readonly keepGoing: boolean;
+  readonly events?: RealiseEvents;
+}
+
+export class BuildService {
+  private constructor(
+    readonly store: LocalStore,
+    readonly scheduler: Scheduler,
+    /** ATerm files of derivations sent with BuildDerivation, by .drv path. */
+    private readonly derivationFiles: Map<string, string>,
+  ) {}
+
+  /** The embedded default: builds run as `nixyard build-drv` children of this process. */
+  static local(store: LocalStore, settings: BuildSettings): BuildService {
+    const derivationFiles = new Map<string, string>();
+    const executor = childExecutor({
+      store,
+      cores: settings.cores,
+      timeout: settings.timeout,
+      maxSilentTime: settings.maxSilentTime,
+      derivationFile: (drvPath) => derivationFiles.get(drvPath),
+    });
+    return new BuildService(store, new LocalScheduler(executor, settings.maxJobs), derivationFiles);
+  }
+
+  realisation(request: RealisationRequest): Realisation {
+    return new Realisation({ store: this.store, scheduler: this.scheduler, ...request });
+  }
+
+  /**
+   * BuildDerivation: builds a derivation the client sent whole (its .drv need not be
+   * here; every input is a source that must be valid).
+   */
+  async buildBasic(
+    drvPath: string,
+    basic: BasicDerivation,
+    request: RealisationRequest,
+  ): Promise<BuildOutcome> {
+    const dir = await this.store.layout.newStagingDir();
+    const file = join(dir, 'derivation.drv');
+    await writeFile(file, basicDerivationText(drvPath, basic));
+    this.derivationFiles.set(drvPath, file);
+    try {
+      return await this.realisation(request).submitted(drvPath);
+    } finally {
+      this.derivationFiles.delete(drvPath);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.scheduler.close();
+  }
+}
