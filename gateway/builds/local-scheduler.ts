@@ -14,6 +14,8 @@ interface Job {
   readonly drvPath: string;
   readonly outcome: Promise<BuildOutcome>;
   readonly resolve: (o: BuildOutcome) => void;
+  readonly started: Promise<void>;
+  readonly start: () => void;
   readonly abort: AbortController;
   readonly listeners: Set<(line: string) => void>;
   readonly recent: string[];
@@ -72,10 +74,14 @@ export class LocalScheduler implements Scheduler {
   private newJob(drvPath: string): Job {
     let resolve!: (o: BuildOutcome) => void;
     const outcome = new Promise<BuildOutcome>((r) => (resolve = r));
+    let start!: () => void;
+    const started = new Promise<void>((r) => (start = r));
     return {
       drvPath,
       outcome,
       resolve,
+      started,
+      start,
       abort: new AbortController(),
       listeners: new Set(),
       recent: [],
@@ -90,6 +96,7 @@ export class LocalScheduler implements Scheduler {
     return {
       drvPath: job.drvPath,
       outcome: job.outcome,
+      started: job.started,
       follow: (listener) => {
         for (const line of job.recent) listener(line);
         job.listeners.add(listener);
@@ -135,12 +142,15 @@ export class LocalScheduler implements Scheduler {
       const job = this.queue.shift()!;
       job.state = 'running';
       this.running++;
+      job.start();
       this.executor(job.drvPath, { signal: job.abort.signal, log: (line) => this.log(job, line) })
         .catch((err: unknown) => cancelledOutcome(err instanceof Error ? err.message : String(err)))
         .then((outcome) => {
           this.running--;
           this.finish(job, outcome);
-          this.pump();
+          // Let the requesters react first (a failure without keep-going releases what
+          // they queued), as Nix stops its worker before starting another build.
+          setImmediate(() => this.pump());
         })
         .catch(() => undefined);
     }

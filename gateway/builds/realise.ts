@@ -109,11 +109,22 @@ export class Realisation {
     const { scheduler, requester, keepRunning, events } = this.options;
     const handle = scheduler.submit(drvPath, { requester, keepRunning: keepRunning ?? false });
     this.handles.add(handle);
-    events?.buildStarted?.(drvPath);
-    const unfollow = handle.follow((line) => events?.logLine?.(drvPath, line));
+    // The client sees the build (and its log) from when it runs, not while it is queued:
+    // a queued derivation cancelled by an earlier failure never appears.
+    let started = false;
+    let unfollow = (): void => undefined;
+    const following = handle.started.then(() => {
+      started = true;
+      events?.buildStarted?.(drvPath);
+      const stop = handle.follow((line) => events?.logLine?.(drvPath, line));
+      unfollow = () => void stop();
+    });
     try {
       const outcome = await handle.outcome;
-      events?.buildStopped?.(drvPath, outcome);
+      if (started) {
+        await following;
+        events?.buildStopped?.(drvPath, outcome);
+      }
       return outcome;
     } finally {
       unfollow();

@@ -34,6 +34,11 @@ export interface BuildLogLine {
 export interface BuildHandle {
   readonly drvPath: string;
   readonly outcome: Promise<BuildOutcome>;
+  /**
+   * Resolves when the build starts running (at once if it runs already); never when it
+   * is cancelled while queued. Nix shows a build (its actBuild activity) only from then.
+   */
+  readonly started: Promise<void>;
   /** Log lines from now on (and those already buffered), in order. Returns an unsubscribe. */
   follow(listener: (line: string) => void): () => void;
   /** This requester no longer wants it; the build is cancelled when nobody does. */
