@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalStore } from '../../store/local-store.js';
+import { prepareCheck, type CheckSandbox } from './check-build.js';
 import { cancelledOutcome } from './local-scheduler.js';
 import type { BuildOutcome, Executor } from './types.js';
 
@@ -47,67 +48,112 @@ interface RunnerResult {
 export function childExecutor(options: ChildExecutorOptions): Executor {
   const [program, ...prefix] = options.command ?? nixyardCommand();
   if (program === undefined) throw new Error('no nixyard command');
-  return (drvPath, { signal, log }) =>
-    new Promise<BuildOutcome>((resolve) => {
+  return async (drvPath, { signal, log, check }) => {
+    const file = options.derivationFile?.(drvPath);
+    let sandbox: CheckSandbox | undefined;
+    try {
+      if (check) sandbox = await prepareCheck(options.store, drvPath, file);
+    } catch (err) {
+      return cancelledOutcome(`cannot check '${drvPath}': ${(err as Error).message}`);
+    }
+    try {
       const args = [
         ...prefix,
         'build-drv',
         drvPath,
         '--data-dir',
-        options.store.layout.dataDir,
+        sandbox?.dataDir ?? options.store.layout.dataDir,
         '--result-fd',
         '3',
+        '--cores',
+        String(options.cores),
       ];
-      args.push('--cores', String(options.cores));
       if (options.timeout) args.push('--timeout', String(options.timeout));
       if (options.maxSilentTime) args.push('--max-silent-time', String(options.maxSilentTime));
-      const file = options.derivationFile?.(drvPath);
-      if (file !== undefined) args.push('--derivation-file', file);
-      const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-      let partial = '';
-      child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) log(line);
-      });
-      let resultText = '';
-      (child.stdio[3] as NodeJS.ReadableStream | null)
-        ?.setEncoding('utf8')
-        .on('data', (t: string) => (resultText += t));
-      const onAbort = (): void => {
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), options.killAfterMs ?? 5000).unref();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      child.on('error', (err) => resolve(cancelledOutcome(`cannot start the builder: ${err.message}`)));
-      child.on('close', (code, sig) => {
-        signal.removeEventListener('abort', onAbort);
-        if (partial !== '') log(partial);
-        void settle(code, sig).then(resolve);
-      });
+      const derivationFile = sandbox?.derivationFile ?? file;
+      if (derivationFile !== undefined) args.push('--derivation-file', derivationFile);
+      const ran = await runChild(program, args, drvPath, { signal, log, killAfterMs: options.killAfterMs });
+      if (ran.kind === 'outcome') return ran.outcome;
+      const result = ran.result;
+      if (sandbox) {
+        // Nothing was registered in our store: the rebuild is judged against it.
+        return await sandbox.judge(fromRunner(result));
+      }
+      // The child registered the outputs on the volume; our index learns of them here.
+      await options.store.refresh(result.builtOutputs.map((o) => o.outPath));
+      return fromRunner(result);
+    } finally {
+      await sandbox?.dispose();
+    }
+  };
+}
 
-      async function settle(code: number | null, sig: NodeJS.Signals | null): Promise<BuildOutcome> {
-        if (signal.aborted) return cancelledOutcome(`build of '${drvPath}' was cancelled`);
-        let result: RunnerResult;
-        try {
-          result = JSON.parse(resultText) as RunnerResult;
-        } catch {
-          return cancelledOutcome(
+function fromRunner(result: RunnerResult): BuildOutcome {
+  return {
+    status: result.status as BuildOutcome['status'],
+    errorMsg: result.errorMsg,
+    timesBuilt: result.timesBuilt,
+    startTime: result.startTime,
+    stopTime: result.stopTime,
+    outputs: new Map(result.builtOutputs.map((o) => [o.outputName, o.outPath])),
+    drvOutputIds: new Map(result.builtOutputs.map((o) => [o.outputName, o.id])),
+  };
+}
+
+type ChildEnd = { kind: 'result'; result: RunnerResult } | { kind: 'outcome'; outcome: BuildOutcome };
+
+/**
+ * Runs `nixyard build-drv` to its end: log lines from stderr, the result from fd 3. On
+ * abort: SIGTERM (the runner kills its sandbox and registers nothing), SIGKILL later.
+ */
+function runChild(
+  program: string,
+  args: readonly string[],
+  drvPath: string,
+  context: { signal: AbortSignal; log: (line: string) => void; killAfterMs: number | undefined },
+): Promise<ChildEnd> {
+  const { signal, log } = context;
+  return new Promise<ChildEnd>((resolve) => {
+    if (signal.aborted) {
+      resolve({ kind: 'outcome', outcome: cancelledOutcome(`build of '${drvPath}' was cancelled`) });
+      return;
+    }
+    const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    let partial = '';
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) log(line);
+    });
+    let resultText = '';
+    (child.stdio[3] as NodeJS.ReadableStream | null)
+      ?.setEncoding('utf8')
+      .on('data', (t: string) => (resultText += t));
+    const onAbort = (): void => {
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), context.killAfterMs ?? 5000).unref();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err) =>
+      resolve({ kind: 'outcome', outcome: cancelledOutcome(`cannot start the builder: ${err.message}`) }),
+    );
+    child.on('close', (code, sig) => {
+      signal.removeEventListener('abort', onAbort);
+      if (partial !== '') log(partial);
+      if (signal.aborted) {
+        resolve({ kind: 'outcome', outcome: cancelledOutcome(`build of '${drvPath}' was cancelled`) });
+        return;
+      }
+      try {
+        resolve({ kind: 'result', result: JSON.parse(resultText) as RunnerResult });
+      } catch {
+        resolve({
+          kind: 'outcome',
+          outcome: cancelledOutcome(
             `the builder for '${drvPath}' ended without a result (exit ${code ?? sig})`,
-          );
-        }
-        // The child registered the outputs on the volume; our index learns of them here.
-        const paths = result.builtOutputs.map((o) => o.outPath);
-        await options.store.refresh(paths);
-        return {
-          status: result.status as BuildOutcome['status'],
-          errorMsg: result.errorMsg,
-          timesBuilt: result.timesBuilt,
-          startTime: result.startTime,
-          stopTime: result.stopTime,
-          outputs: new Map(result.builtOutputs.map((o) => [o.outputName, o.outPath])),
-          drvOutputIds: new Map(result.builtOutputs.map((o) => [o.outputName, o.id])),
-        };
+          ),
+        });
       }
     });
+  });
 }

@@ -11,7 +11,9 @@ import type { BuildHandle, BuildOutcome, Executor, Scheduler, SubmitOptions } fr
 const LOG_REPLAY_LINES = 1000;
 
 interface Job {
+  readonly key: string;
   readonly drvPath: string;
+  readonly check: boolean;
   readonly outcome: Promise<BuildOutcome>;
   readonly resolve: (o: BuildOutcome) => void;
   readonly started: Promise<void>;
@@ -47,10 +49,13 @@ export class LocalScheduler implements Scheduler {
   ) {}
 
   submit(drvPath: string, options: SubmitOptions): BuildHandle {
-    let job = this.jobs.get(drvPath);
+    // A check build is another build than the normal one of the same derivation.
+    const check = options.check ?? false;
+    const key = check ? `check:${drvPath}` : drvPath;
+    let job = this.jobs.get(key);
     if (!job) {
-      job = this.newJob(drvPath);
-      this.jobs.set(drvPath, job);
+      job = this.newJob(key, drvPath, check);
+      this.jobs.set(key, job);
       this.queue.push(job);
       queueMicrotask(() => this.pump());
     }
@@ -71,13 +76,15 @@ export class LocalScheduler implements Scheduler {
     return { queued: this.queue.length, running: this.running };
   }
 
-  private newJob(drvPath: string): Job {
+  private newJob(key: string, drvPath: string, check: boolean): Job {
     let resolve!: (o: BuildOutcome) => void;
     const outcome = new Promise<BuildOutcome>((r) => (resolve = r));
     let start!: () => void;
     const started = new Promise<void>((r) => (start = r));
     return {
+      key,
       drvPath,
+      check,
       outcome,
       resolve,
       started,
@@ -132,7 +139,7 @@ export class LocalScheduler implements Scheduler {
 
   private finish(job: Job, outcome: BuildOutcome): void {
     job.state = 'done';
-    this.jobs.delete(job.drvPath);
+    this.jobs.delete(job.key);
     job.listeners.clear();
     job.resolve(outcome);
   }
@@ -143,7 +150,11 @@ export class LocalScheduler implements Scheduler {
       job.state = 'running';
       this.running++;
       job.start();
-      this.executor(job.drvPath, { signal: job.abort.signal, log: (line) => this.log(job, line) })
+      this.executor(job.drvPath, {
+        signal: job.abort.signal,
+        log: (line) => this.log(job, line),
+        check: job.check,
+      })
         .catch((err: unknown) => cancelledOutcome(err instanceof Error ? err.message : String(err)))
         .then((outcome) => {
           this.running--;

@@ -14,7 +14,7 @@ import type { BuildHandle, BuildOutcome, Scheduler } from './types.js';
 
 export interface RealiseEvents {
   /** A derivation starts building on the scheduler (Nix's actBuild activity). */
-  readonly buildStarted?: (drvPath: string) => void;
+  readonly buildStarted?: (drvPath: string, check: boolean) => void;
   readonly logLine?: (drvPath: string, line: string) => void;
   readonly buildStopped?: (drvPath: string, outcome: BuildOutcome) => void;
 }
@@ -25,6 +25,11 @@ export interface RealiseOptions {
   readonly requester: string;
   readonly keepGoing: boolean;
   readonly keepRunning?: boolean;
+  /**
+   * Check mode (BuildMode 2) for the requested derivations: rebuild their valid outputs
+   * and compare. Their inputs are realised normally, as Nix does.
+   */
+  readonly check?: boolean;
   readonly events?: RealiseEvents;
 }
 
@@ -57,22 +62,61 @@ export class Realisation {
   private readonly goals = new Map<string, Promise<BuildOutcome>>();
   private readonly handles = new Set<BuildHandle>();
   private stopped = false;
+  /** Derivations read by `plan`, and their breadth-first rank from the targets. */
+  private readonly loaded = new Map<string, Derivation>();
+  private readonly ranks = new Map<string, number>();
+  private ready: { rank: number; go: () => void }[] = [];
 
   constructor(private readonly options: RealiseOptions) {}
 
-  /** The outcome of building `drvPath` (all of its outputs), memoised for this request. */
-  derivation(drvPath: string): Promise<BuildOutcome> {
-    let goal = this.goals.get(drvPath);
-    if (!goal) {
-      goal = this.run(drvPath);
-      this.goals.set(drvPath, goal);
+  /**
+   * Reads the derivation graph of the targets first, breadth first (targets in order,
+   * inputs in .drv order), like the goals Nix's worker creates. Derivations that become
+   * ready together are then submitted in that order, whatever order their reads finish
+   * in: the same request builds in the same order every time (and as the recorded daemon
+   * did with max-jobs 1).
+   */
+  async plan(drvPaths: readonly string[]): Promise<void> {
+    const { store } = this.options;
+    let level = [...drvPaths];
+    while (level.length > 0) {
+      level = level.filter((p, i) => !this.ranks.has(p) && level.indexOf(p) === i);
+      for (const p of level) this.ranks.set(p, this.ranks.size);
+      const drvs = await Promise.all(level.map((p) => readStoreDerivation(store, p).catch(() => undefined)));
+      const next: string[] = [];
+      for (const [i, drv] of drvs.entries()) {
+        if (drv === undefined) continue;
+        this.loaded.set(level[i]!, drv);
+        const outs = [...knownOutputPaths(drv).values()];
+        const valid = await store.queryValid(outs);
+        // Inputs of a derivation with valid outputs are only needed when it is checked.
+        if (outs.length === drv.outputs.size && outs.every((o) => valid.has(o)) && !this.options.check)
+          continue;
+        next.push(...drv.inputDrvs.keys());
+      }
+      level = next;
     }
-    return goal;
+  }
+
+  /** The outcome of a requested derivation (all of its outputs), in the request's mode. */
+  derivation(drvPath: string): Promise<BuildOutcome> {
+    return this.goal(drvPath, this.options.check ?? false);
   }
 
   /** Submits `drvPath` as it is (no input realisation): BuildDerivation's derivations. */
   submitted(drvPath: string): Promise<BuildOutcome> {
-    return this.build(drvPath);
+    return this.build(drvPath, this.options.check ?? false);
+  }
+
+  /** Memoised for this request, per mode (a checked target may be another's input). */
+  private goal(drvPath: string, check: boolean): Promise<BuildOutcome> {
+    const key = `${check ? 'check' : 'normal'}:${drvPath}`;
+    let goal = this.goals.get(key);
+    if (!goal) {
+      goal = this.run(drvPath, check);
+      this.goals.set(key, goal);
+    }
+    return goal;
   }
 
   /** Stop: release every build this request started (they are cancelled unless others want them). */
@@ -82,15 +126,20 @@ export class Realisation {
     this.handles.clear();
   }
 
-  private async run(drvPath: string): Promise<BuildOutcome> {
+  private async run(drvPath: string, check: boolean): Promise<BuildOutcome> {
     const { store } = this.options;
-    const drv = await readStoreDerivation(store, drvPath);
+    const drv = this.loaded.get(drvPath) ?? (await readStoreDerivation(store, drvPath));
     const outputs = knownOutputPaths(drv);
     const valid = await store.queryValid([...outputs.values()]);
-    if (outputs.size === drv.outputs.size && [...outputs.values()].every((p) => valid.has(p))) {
-      return { ...NOT_ATTEMPTED, status: BuildStatus.AlreadyValid, outputs };
+    const allValid = outputs.size === drv.outputs.size && [...outputs.values()].every((p) => valid.has(p));
+    if (allValid && !check) return { ...NOT_ATTEMPTED, status: BuildStatus.AlreadyValid, outputs };
+    if (!allValid && check) {
+      return {
+        ...NOT_ATTEMPTED,
+        errorMsg: `some outputs of '${magenta(drvPath)}' are not valid, so checking is not possible`,
+      };
     }
-    const inputs = await Promise.all([...drv.inputDrvs.keys()].map((input) => this.derivation(input)));
+    const inputs = await Promise.all([...drv.inputDrvs.keys()].map((input) => this.goal(input, false)));
     const failed = inputs.filter(isFailure).length;
     if (failed > 0) {
       return {
@@ -99,15 +148,29 @@ export class Realisation {
         errorMsg: `${failed} dependencies of derivation '${magenta(drvPath)}' failed to build`,
       };
     }
+    await this.turn(drvPath);
     if (this.stopped) return NOT_ATTEMPTED;
-    const outcome = await this.build(drvPath);
+    const outcome = await this.build(drvPath, check);
     if (isFailure(outcome) && !this.options.keepGoing) this.release();
     return outcome;
   }
 
-  private async build(drvPath: string): Promise<BuildOutcome> {
+  /** Waits until the derivations that became ready in this turn of the event loop are sorted. */
+  private turn(drvPath: string): Promise<void> {
+    return new Promise((go) => {
+      this.ready.push({ rank: this.ranks.get(drvPath) ?? Number.MAX_SAFE_INTEGER, go });
+      if (this.ready.length > 1) return;
+      setImmediate(() => {
+        const batch = this.ready.sort((a, b) => a.rank - b.rank);
+        this.ready = [];
+        for (const r of batch) r.go();
+      });
+    });
+  }
+
+  private async build(drvPath: string, check: boolean): Promise<BuildOutcome> {
     const { scheduler, requester, keepRunning, events } = this.options;
-    const handle = scheduler.submit(drvPath, { requester, keepRunning: keepRunning ?? false });
+    const handle = scheduler.submit(drvPath, { requester, keepRunning: keepRunning ?? false, check });
     this.handles.add(handle);
     // The client sees the build (and its log) from when it runs, not while it is queued:
     // a queued derivation cancelled by an earlier failure never appears.
@@ -115,7 +178,7 @@ export class Realisation {
     let unfollow = (): void => undefined;
     const following = handle.started.then(() => {
       started = true;
-      events?.buildStarted?.(drvPath);
+      events?.buildStarted?.(drvPath, check);
       const stop = handle.follow((line) => events?.logLine?.(drvPath, line));
       unfollow = () => void stop();
     });

@@ -25,6 +25,9 @@ export interface BuildSettings {
 export interface RealisationRequest {
   readonly requester: string;
   readonly keepGoing: boolean;
+  /** BuildMode Check: rebuild valid outputs and compare. */
+  readonly check?: boolean;
+  readonly keepRunning?: boolean;
   readonly events?: RealiseEvents;
 }
 
@@ -57,17 +60,13 @@ export class BuildService {
    * BuildDerivation: builds a derivation the client sent whole (its .drv need not be
    * here; every input is a source that must be valid).
    */
-  async buildBasic(
-    drvPath: string,
-    basic: BasicDerivation,
-    request: RealisationRequest,
-  ): Promise<BuildOutcome> {
+  async buildBasic(drvPath: string, basic: BasicDerivation, realisation: Realisation): Promise<BuildOutcome> {
     const dir = await this.store.layout.newStagingDir();
     const file = join(dir, 'derivation.drv');
     await writeFile(file, basicDerivationText(drvPath, basic));
     this.derivationFiles.set(drvPath, file);
     try {
-      return await this.realisation(request).submitted(drvPath);
+      return await realisation.submitted(drvPath);
     } finally {
       this.derivationFiles.delete(drvPath);
       await rm(dir, { recursive: true, force: true });

@@ -50,6 +50,8 @@ export interface SubmitOptions {
   readonly requester: string;
   /** Keep building after the requester leaves (the key's keep-builds-running setting). */
   readonly keepRunning?: boolean;
+  /** Check mode: rebuild the (valid) outputs and compare, registering nothing. */
+  readonly check?: boolean;
 }
 
 export interface Scheduler {
@@ -62,5 +64,10 @@ export interface Scheduler {
 /** Runs one derivation to its end: what a local child process or a build pod does. */
 export type Executor = (
   drvPath: string,
-  context: { readonly signal: AbortSignal; readonly log: (line: string) => void },
+  context: {
+    readonly signal: AbortSignal;
+    readonly log: (line: string) => void;
+    /** Check mode (see SubmitOptions). */
+    readonly check: boolean;
+  },
 ) => Promise<BuildOutcome>;

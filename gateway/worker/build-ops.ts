@@ -4,7 +4,7 @@
  * While building, the client sees Nix's own log protocol: an actBuild activity per
  * derivation with its log lines as resBuildLogLine results.
  */
-import { ActivityType, BuildStatus, ResultType, Verbosity } from '../../nix/protocol/worker.js';
+import { ActivityType, BuildMode, BuildStatus, ResultType, Verbosity } from '../../nix/protocol/worker.js';
 import type { BuildResult, KeyedBuildResult } from '../../nix/protocol/types.js';
 import type { WorkerReply, WorkerRequestArgs } from '../../nix/protocol/worker-ops.js';
 import { DerivationHasher, drvOutputId } from '../../nix/derivation/hash-modulo.js';
@@ -28,13 +28,13 @@ function clientActivities(log: ClientLog): RealiseEvents & { flush(): Promise<vo
     return next;
   };
   return {
-    buildStarted: (drvPath) => {
+    buildStarted: (drvPath, check) => {
       ids.set(
         drvPath,
         then(() =>
           log.startActivity(
             ActivityType.Build,
-            `building '${drvPath}'`,
+            check ? `checking outputs of '${drvPath}'` : `building '${drvPath}'`,
             [drvPath, '', 1n, 1n],
             Verbosity.Info,
           ),
@@ -101,12 +101,18 @@ function toWireResult(o: BuildOutcome, outputs: Map<string, string>): BuildResul
 }
 
 /** Runs `work` with a Realisation that is released when the request ends or the client leaves. */
-async function withRealisation<T>(env: OpEnv, work: (r: Realisation) => Promise<T>): Promise<T> {
+async function withRealisation<T>(
+  env: OpEnv,
+  buildMode: number,
+  work: (r: Realisation) => Promise<T>,
+): Promise<T> {
   if (!env.builds)
     throw new GatewayError(GatewayErrorCode.UNSUPPORTED_OPERATION, 'this gateway has no builders');
   const events = clientActivities(env.log);
   const keepGoing = env.options.get('keep-going') === 'true';
-  const realisation = env.builds.realisation({ requester: env.sessionId, keepGoing, events });
+  // Repair (1) is treated as Normal: our outputs are verified when registered.
+  const check = buildMode === BuildMode.Check;
+  const realisation = env.builds.realisation({ requester: env.sessionId, keepGoing, check, events });
   const onClose = (): void => realisation.release();
   env.closed.addEventListener('abort', onClose, { once: true });
   try {
@@ -141,7 +147,7 @@ async function keyedResult(env: OpEnv, r: Realisation, text: string): Promise<Ke
 }
 
 export async function buildPathsWithResults(
-  { paths }: WorkerRequestArgs<'BuildPathsWithResults'>,
+  { paths, buildMode }: WorkerRequestArgs<'BuildPathsWithResults'>,
   env: OpEnv,
 ): Promise<WorkerReply<'BuildPathsWithResults'>> {
   if (!env.builds) {
@@ -162,11 +168,18 @@ export async function buildPathsWithResults(
       })),
     );
   }
-  return withRealisation(env, (r) => Promise.all(paths.map((text) => keyedResult(env, r, text))));
+  return withRealisation(env, buildMode, async (r) => {
+    const targets = paths.map(parseDerivedPath).flatMap((t) => (t.kind === 'built' ? [t.drvPath] : []));
+    await r.plan(targets);
+    return Promise.all(paths.map((text) => keyedResult(env, r, text)));
+  });
 }
 
-export async function buildPaths({ paths }: WorkerRequestArgs<'BuildPaths'>, env: OpEnv): Promise<number> {
-  const results = await buildPathsWithResults({ paths, buildMode: 0 }, env);
+export async function buildPaths(
+  { paths, buildMode }: WorkerRequestArgs<'BuildPaths'>,
+  env: OpEnv,
+): Promise<number> {
+  const results = await buildPathsWithResults({ paths, buildMode }, env);
   const failed = results.filter(
     (k) => k.result.status !== BuildStatus.AlreadyValid && k.result.status !== BuildStatus.Built,
   );
@@ -181,7 +194,7 @@ export async function buildPaths({ paths }: WorkerRequestArgs<'BuildPaths'>, env
 }
 
 export async function buildDerivation(
-  { drvPath, drv }: WorkerRequestArgs<'BuildDerivation'>,
+  { drvPath, drv, buildMode }: WorkerRequestArgs<'BuildDerivation'>,
   env: OpEnv,
 ): Promise<WorkerReply<'BuildDerivation'>> {
   const fixedOnly = drv.outputs.every((o) => o.hash !== '');
@@ -193,13 +206,7 @@ export async function buildDerivation(
       { drvPath },
     );
   }
-  const outcome = await withRealisation(env, () =>
-    env.builds!.buildBasic(drvPath, drv, {
-      requester: env.sessionId,
-      keepGoing: false,
-      events: undefined,
-    }),
-  );
+  const outcome = await withRealisation(env, buildMode, (r) => env.builds!.buildBasic(drvPath, drv, r));
   return toWireResult(
     outcome,
     succeeded(outcome) ? await builtOutputsOfBasic(env.store, outcome) : new Map<string, string>(),
