@@ -58,6 +58,9 @@ export function knownOutputPaths(drv: Derivation): Map<string, string> {
   return out;
 }
 
+/** Outputs a request or a dependent needs: all, or these names. */
+export type Wanted = 'all' | readonly string[];
+
 export class Realisation {
   private readonly goals = new Map<string, Promise<BuildOutcome>>();
   private readonly handles = new Set<BuildHandle>();
@@ -98,9 +101,9 @@ export class Realisation {
     }
   }
 
-  /** The outcome of a requested derivation (all of its outputs), in the request's mode. */
-  derivation(drvPath: string): Promise<BuildOutcome> {
-    return this.goal(drvPath, this.options.check ?? false);
+  /** The outcome of a requested derivation (the wanted outputs), in the request's mode. */
+  derivation(drvPath: string, wanted: Wanted = 'all'): Promise<BuildOutcome> {
+    return this.goal(drvPath, this.options.check ?? false, wanted);
   }
 
   /** Submits `drvPath` as it is (no input realisation): BuildDerivation's derivations. */
@@ -108,12 +111,16 @@ export class Realisation {
     return this.build(drvPath, this.options.check ?? false);
   }
 
-  /** Memoised for this request, per mode (a checked target may be another's input). */
-  private goal(drvPath: string, check: boolean): Promise<BuildOutcome> {
-    const key = `${check ? 'check' : 'normal'}:${drvPath}`;
+  /**
+   * Memoised for this request, per mode (a checked target may be another's input) and
+   * wanted outputs (a dependent needs only the outputs it uses to be valid, as in Nix).
+   */
+  private goal(drvPath: string, check: boolean, wanted: Wanted): Promise<BuildOutcome> {
+    const outs = wanted === 'all' ? '*' : [...wanted].sort().join(',');
+    const key = `${check ? 'check' : 'normal'}:${drvPath}!${outs}`;
     let goal = this.goals.get(key);
     if (!goal) {
-      goal = this.run(drvPath, check);
+      goal = this.run(drvPath, check, wanted);
       this.goals.set(key, goal);
     }
     return goal;
@@ -126,20 +133,27 @@ export class Realisation {
     this.handles.clear();
   }
 
-  private async run(drvPath: string, check: boolean): Promise<BuildOutcome> {
+  private async run(drvPath: string, check: boolean, wanted: Wanted): Promise<BuildOutcome> {
     const { store } = this.options;
     const drv = this.loaded.get(drvPath) ?? (await readStoreDerivation(store, drvPath));
     const outputs = knownOutputPaths(drv);
-    const valid = await store.queryValid([...outputs.values()]);
-    const allValid = outputs.size === drv.outputs.size && [...outputs.values()].every((p) => valid.has(p));
-    if (allValid && !check) return { ...NOT_ATTEMPTED, status: BuildStatus.AlreadyValid, outputs };
+    const names = wanted === 'all' ? [...drv.outputs.keys()] : wanted;
+    const paths = names.map((n) => outputs.get(n));
+    const valid = await store.queryValid(paths.filter((p) => p !== undefined));
+    const allValid = paths.every((p) => p !== undefined && valid.has(p));
+    if (allValid && !check) {
+      const validOutputs = new Map([...outputs].filter(([, p]) => valid.has(p)));
+      return { ...NOT_ATTEMPTED, status: BuildStatus.AlreadyValid, outputs: validOutputs };
+    }
     if (!allValid && check) {
       return {
         ...NOT_ATTEMPTED,
         errorMsg: `some outputs of '${magenta(drvPath)}' are not valid, so checking is not possible`,
       };
     }
-    const inputs = await Promise.all([...drv.inputDrvs.keys()].map((input) => this.goal(input, false)));
+    const inputs = await Promise.all(
+      [...drv.inputDrvs].map(([input, used]) => this.goal(input, false, [...used])),
+    );
     const failed = inputs.filter(isFailure).length;
     if (failed > 0) {
       return {

@@ -139,7 +139,7 @@ async function keyedResult(env: OpEnv, r: Realisation, text: string): Promise<Ke
     };
     return { path: text, result: toWireResult(o, new Map()) };
   }
-  const outcome = await r.derivation(target.drvPath);
+  const outcome = await r.derivation(target.drvPath, target.outputs);
   const outputs = succeeded(outcome)
     ? await builtOutputs(env.store, target.drvPath, target.outputs, outcome)
     : new Map<string, string>();
