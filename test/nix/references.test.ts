@@ -50,12 +50,9 @@ test('no false positives: near misses and random data', () => {
     h1.toUpperCase(),
     h1.slice(0, 16) + 'e' + h1.slice(17), // 'e' is not in the alphabet
   ];
-  expect(
-    scan(
-      [h1],
-      nearMisses.map((s) => Buffer.from(s)),
-    ),
-  ).toEqual([]);
+  // Each on its own: chunks are one stream, so two near misses side by side can make a real
+  // match across their boundary (that is the cross-chunk matching the scanner must do).
+  for (const s of nearMisses) expect(scan([h1], [Buffer.from(s)])).toEqual([]);
   expect(scan([h1], [Buffer.from(nearMisses.join('\n'))])).toEqual([]);
   const random = Buffer.from(Array.from({ length: 200_000 }, () => rng.pick([...ALPHABET]).charCodeAt(0)));
   expect(scan([h1, h2, h3], [random.subarray(0, 77_777), random.subarray(77_777)])).toEqual([]);
