@@ -18,6 +18,7 @@ import {
 } from '../../nix/derivation/index.js';
 import { isStorePath, outputPathName, parseStorePath } from '../../nix/store-path.js';
 import { removeTree } from '../../store/fs-util.js';
+import { BuildLogWriter } from '../../gateway/builds/build-log.js';
 import type { LocalStore } from '../../store/local-store.js';
 import {
   ANSI_BOLD,
@@ -74,6 +75,8 @@ export interface BuildSettings {
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   /** Forbid setuid/setgid with seccomp (x86-64). */
   readonly seccomp: boolean;
+  /** Keep each build's log in `<data dir>/logs/<drv>.gz` (Nix's `keep-log`). */
+  readonly keepLog: boolean;
 }
 
 export function defaultSettings(overrides: Partial<BuildSettings> = {}): BuildSettings {
@@ -89,6 +92,7 @@ export function defaultSettings(overrides: Partial<BuildSettings> = {}): BuildSe
     hostTmpDir: '/tmp',
     hostEnv: process.env,
     seccomp: true,
+    keepLog: true,
     ...overrides,
   };
 }
@@ -410,14 +414,34 @@ async function realise(
     const timeout = minNonZero(settings.timeout, positiveAttr(drv, 'timeout'));
     const maxSilentTime = minNonZero(settings.maxSilentTime, positiveAttr(drv, 'maxSilent'));
     startTime = now();
-    const run = await runBuilder({
-      argv,
-      timeout,
-      maxSilentTime,
-      signal: opts.signal,
-      logLines: settings.logLines,
-      sink: { onLine: (l) => opts.onLogLine?.(l), onStructured: (j) => opts.onStructured?.(j) },
-    });
+    // The stored log has the lines as the client sees them (`\r` applied) and the
+    // structured `@nix` lines; it is written whatever the outcome, except on cancel.
+    const logFile = settings.keepLog ? await BuildLogWriter.open(store.layout.dataDir, drvPath) : undefined;
+    let run: Awaited<ReturnType<typeof runBuilder>>;
+    try {
+      run = await runBuilder({
+        argv,
+        timeout,
+        maxSilentTime,
+        signal: opts.signal,
+        logLines: settings.logLines,
+        sink: {
+          onLine: (l) => {
+            logFile?.line(l);
+            opts.onLogLine?.(l);
+          },
+          onStructured: (j) => {
+            logFile?.line(`@nix ${j}`);
+            opts.onStructured?.(j);
+          },
+        },
+      });
+    } catch (err) {
+      await logFile?.abort();
+      throw err;
+    }
+    if (run.outcome.kind === 'cancelled') await logFile?.abort();
+    else await logFile?.commit();
     stopTime = now();
     const o = run.outcome;
     const goalName = `building of '${drvPath}!${[...drv.outputs.keys()].join(',')}' from .drv file`;

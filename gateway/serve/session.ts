@@ -3,6 +3,10 @@
  * §8). There is no error channel: a failure is written to the channel's stderr, where
  * the client shows it, and the session ends (the client sees EOF), as Nix's own
  * `nix-store --serve` does. Build failures are reported in-band.
+ *
+ * Builds (BuildDerivation, BuildPaths) go to the gateway's BuildService; their log lines
+ * are written raw to the channel's stderr as they come (the client's build hook forwards
+ * them to the user), and the result is the serve BuildResult.
  */
 import type { Logger } from 'pino';
 import type { ServerChannel } from 'ssh2';
@@ -34,6 +38,10 @@ import { NixMessages } from '../nix-messages.js';
 import { closureWithOutputs } from '../worker/derivations.js';
 import { requirePermission, SERVE_COMMAND_PERMISSION } from '../permissions.js';
 import type { ClientIdentity } from '../ssh-server.js';
+import type { BuildService } from '../builds/service.js';
+import type { Realisation, RealiseEvents } from '../builds/realise.js';
+import type { BuildOutcome } from '../builds/types.js';
+import { parseDerivedPath } from '../derived-path.js';
 
 export interface ServeSessionDeps {
   readonly store: LocalStore;
@@ -44,6 +52,25 @@ export interface ServeSessionDeps {
   readonly maxNarSize: number;
   readonly trustedPublicKeys: readonly PublicKey[];
   readonly sessionId: string;
+  /** Where builds run; without it, builds are refused (a store-only gateway). */
+  readonly builds?: BuildService | undefined;
+}
+
+/** Nix 2.8 `nix-store --serve` reports failures without the log tail (the log went to stderr). */
+function withoutLogTail(msg: string): string {
+  return msg.replace(/;\nlast \d+ log lines:\n[\s\S]*$/, '');
+}
+
+function succeeded(o: BuildOutcome): boolean {
+  return o.status === BuildStatus.Built || o.status === BuildStatus.AlreadyValid;
+}
+
+/** `nix-store --serve` BuildPaths status: the exit status nix-build would have (`Worker::exitStatus`). */
+function exitStatusOf(o: BuildOutcome): number {
+  if (o.status === BuildStatus.PermanentFailure) return 100;
+  if (o.status === BuildStatus.TimedOut) return 101;
+  if (o.status === BuildStatus.OutputRejected && o.errorMsg.includes('hash mismatch')) return 102;
+  return 1;
 }
 
 const WRITE_COMMANDS: ReadonlySet<ServeCommandName> = new Set([
@@ -99,6 +126,102 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
     throw err;
   } finally {
     store.tempRoots.release(deps.sessionId);
+  }
+
+  /** Log lines of this session's builds, raw on the channel's stderr as Nix's serve does. */
+  function logToStderr(): RealiseEvents {
+    return {
+      logLine: (_drvPath, line) => {
+        if (!channel.stderr.destroyed) channel.stderr.write(`${line}\n`);
+      },
+    };
+  }
+
+  async function buildDerivation(
+    args: Extract<ServeRequest, { cmd: 'BuildDerivation' }>['args'],
+  ): Promise<ServeReply<'BuildDerivation'>> {
+    const { drvPath, drv } = args;
+    if (!deps.builds) {
+      return {
+        status: BuildStatus.MiscFailure,
+        errorMsg: NixMessages.buildsNotYet(drvPath),
+        timesBuilt: 0,
+        isNonDeterministic: false,
+        startTime: 0,
+        stopTime: 0,
+        builtOutputs: new Map(),
+      };
+    }
+    const fixedOnly = drv.outputs.every((o) => o.hash !== '');
+    if (!fixedOnly && !deps.who.key.permissions.has('admin')) {
+      // As the worker's BuildDerivation: a BasicDerivation names its own output paths.
+      throw new GatewayError(
+        GatewayErrorCode.PERMISSION_DENIED,
+        `Nixyard: BuildDerivation of the input-addressed '${drvPath}' needs the 'admin' permission`,
+        { drvPath },
+      );
+    }
+    const builds = deps.builds;
+    const outcome = await withRealisation(builds, (r) => builds.buildBasic(drvPath, drv, r));
+    const builtOutputs = new Map<string, string>();
+    if (succeeded(outcome)) {
+      for (const [name, path] of outcome.outputs) {
+        const id = outcome.drvOutputIds?.get(name) ?? name;
+        const outPath = path.slice(store.storeDir.length + 1);
+        builtOutputs.set(id, JSON.stringify({ dependentRealisations: {}, id, outPath, signatures: [] }));
+      }
+    }
+    return {
+      status: outcome.status,
+      errorMsg: withoutLogTail(outcome.errorMsg),
+      timesBuilt: outcome.timesBuilt,
+      isNonDeterministic: false,
+      startTime: outcome.startTime,
+      stopTime: outcome.stopTime,
+      builtOutputs,
+    };
+  }
+
+  /** BuildPaths: StorePathWithOutputs strings; a bare `.drv` means all of its outputs. */
+  async function buildPaths(paths: readonly string[]): Promise<ServeReply<'BuildPaths'>> {
+    const targets = paths.map((text) => {
+      const t = parseDerivedPath(text);
+      return t.kind === 'opaque' && t.path.endsWith('.drv')
+        ? { kind: 'built' as const, drvPath: t.path, outputs: 'all' as const }
+        : t;
+    });
+    const opaque = targets.flatMap((t) => (t.kind === 'opaque' ? [t.path] : []));
+    const valid = await store.queryValid(opaque);
+    const invalid = opaque.find((p) => !valid.has(p));
+    if (invalid !== undefined) return { status: 1, errorMsg: NixMessages.noSubstituter(invalid) };
+    const drvs = [...new Set(targets.flatMap((t) => (t.kind === 'built' ? [t.drvPath] : [])))];
+    if (drvs.length === 0) return { status: 0, errorMsg: '' };
+    if (!deps.builds) return { status: 1, errorMsg: NixMessages.buildsNotYet(drvs[0] ?? '') };
+    const outcomes = await withRealisation(deps.builds, (r) => Promise.all(drvs.map((d) => r.derivation(d))));
+    const failed = outcomes.flatMap((o, i) => (succeeded(o) ? [] : [{ o, drv: drvs[i]! }]));
+    const first = failed[0];
+    if (first === undefined) return { status: 0, errorMsg: '' };
+    const errorMsg =
+      failed.length === 1
+        ? withoutLogTail(first.o.errorMsg)
+        : `build of ${failed.map((f) => `'${f.drv}'`).join(', ')} failed`;
+    return { status: Math.max(...failed.map((f) => exitStatusOf(f.o))), errorMsg };
+  }
+
+  /** A Realisation whose builds are released (cancelled if nobody else wants them) when the client leaves. */
+  async function withRealisation<T>(builds: BuildService, work: (r: Realisation) => Promise<T>): Promise<T> {
+    const realisation = builds.realisation({
+      requester: deps.sessionId,
+      keepGoing: false,
+      events: logToStderr(),
+    });
+    const onClose = (): void => realisation.release();
+    channel.once('close', onClose);
+    try {
+      return await work(realisation);
+    } finally {
+      channel.off('close', onClose);
+    }
   }
 
   async function run(request: ServeRequest): Promise<void> {
@@ -171,27 +294,9 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
         return reply('AddToStoreNar', 1);
       }
       case 'BuildDerivation':
-        return reply('BuildDerivation', {
-          status: BuildStatus.MiscFailure,
-          errorMsg: NixMessages.buildsNotYet(request.args.drvPath),
-          timesBuilt: 0,
-          isNonDeterministic: false,
-          startTime: 0,
-          stopTime: 0,
-          builtOutputs: new Map(),
-        });
-      case 'BuildPaths': {
-        const missing = (await store.queryValid(request.args.paths)).size !== request.args.paths.length;
-        return reply(
-          'BuildPaths',
-          missing
-            ? {
-                status: BuildStatus.MiscFailure,
-                errorMsg: NixMessages.buildsNotYet(request.args.paths[0] ?? ''),
-              }
-            : { status: 0, errorMsg: '' },
-        );
-      }
+        return reply('BuildDerivation', await buildDerivation(request.args));
+      case 'BuildPaths':
+        return reply('BuildPaths', await buildPaths(request.args.paths));
       case 'ImportPaths':
       case 'ExportPaths':
         throw new GatewayError(
