@@ -3,6 +3,7 @@ import type { Command } from './command.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { storeCommand } from './commands/store.js';
 import { buildDrvCommand } from './commands/build-drv.js';
+import { logCommand } from './commands/log.js';
 import { narCommand } from './commands/nar.js';
 import { hashCommand } from './commands/hash.js';
 import { storePathCommand } from './commands/store-path.js';
@@ -12,6 +13,7 @@ export const commands: readonly Command[] = [
   gatewayCommand,
   storeCommand,
   buildDrvCommand,
+  logCommand,
   narCommand,
   hashCommand,
   storePathCommand,

@@ -95,8 +95,8 @@ const SETTINGS = {
   cores: {
     flag: 'cores',
     env: 'NIXYARD_CORES',
-    help: 'NIX_BUILD_CORES of each build (0: all cores)',
-    default: () => '0',
+    help: 'NIX_BUILD_CORES of each build (Nix default: the number of CPUs)',
+    default: () => String(availableParallelism()),
   },
   buildTimeout: {
     flag: 'build-timeout',
