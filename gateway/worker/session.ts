@@ -118,9 +118,16 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
     'worker handshake done',
   );
 
-  // The client is gone when its channel closes: builds only it wanted are cancelled.
+  // The client is gone when its channel closes or it ends its input (nix-daemon sees a
+  // hang-up on stdin: a killed `nix` makes its ssh send EOF and linger until output
+  // arrives, which a silent build never sends): builds only it wanted are cancelled.
   const closed = new AbortController();
   channel.once('close', () => closed.abort());
+  const onReadable = (): void => {
+    if (inputEnded(channel)) closed.abort();
+  };
+  channel.on('readable', onReadable);
+  closed.signal.addEventListener('abort', () => channel.off('readable', onReadable), { once: true });
   const env: OpEnv = {
     store: deps.store,
     reader,
@@ -244,4 +251,13 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
 
 function msSince(start: bigint): number {
   return Number((process.hrtime.bigint() - start) / 1000n) / 1000;
+}
+
+/**
+ * Whether the client has ended its side (EOF received), even if the session has not read
+ * that far: the stream's own flag, as no public property says it before 'end' is emitted,
+ * and 'end' waits for a read that a session busy with an op does not do.
+ */
+function inputEnded(stream: Duplex): boolean {
+  return (stream as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
 }
