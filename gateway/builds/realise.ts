@@ -63,6 +63,7 @@ export type Wanted = 'all' | readonly string[];
 
 export class Realisation {
   private readonly goals = new Map<string, Promise<BuildOutcome>>();
+  private readonly builds = new Map<string, Promise<BuildOutcome>>();
   private readonly handles = new Set<BuildHandle>();
   private stopped = false;
   /** Derivations read by `plan`, and their breadth-first rank from the targets. */
@@ -164,7 +165,15 @@ export class Realisation {
     }
     await this.turn(drvPath);
     if (this.stopped) return NOT_ATTEMPTED;
-    const outcome = await this.build(drvPath, check);
+    // Goals of the same derivation for other outputs share its one build (Nix merges
+    // wanted outputs into one goal), and the client sees it once.
+    const key = `${check ? 'check' : 'normal'}:${drvPath}`;
+    let build = this.builds.get(key);
+    if (!build) {
+      build = this.build(drvPath, check);
+      this.builds.set(key, build);
+    }
+    const outcome = await build;
     if (isFailure(outcome) && !this.options.keepGoing) this.release();
     return outcome;
   }
