@@ -9,15 +9,26 @@
 //   sudo BENCH_QUICK=1 node bench/transfer.mjs   # smoke run, small sizes, 1 run each
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync, openSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  openSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
-// The gateway to measure: this checkout's dist/ unless BENCH_GATEWAY_MAIN points elsewhere.
-const GATEWAY_MAIN = resolve(process.env.BENCH_GATEWAY_MAIN ?? join(REPO, 'dist/cli/main.js'));
+// The gateway to measure: a snapshot of this checkout's dist/ taken at start (so a rebuild
+// during the run changes nothing), unless BENCH_GATEWAY_MAIN points elsewhere.
+let GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN ? resolve(process.env.BENCH_GATEWAY_MAIN) : undefined;
 
 // ---------------------------------------------------------------- settings
 const env = process.env;
@@ -170,8 +181,9 @@ function checkPrerequisites() {
   for (const f of ['/usr/sbin/sshd', '/usr/bin/ssh', '/usr/bin/unshare', '/usr/bin/time', '/bin/busybox']) {
     if (!existsSync(f)) throw new Error(`missing ${f}`);
   }
-  if (!existsSync(GATEWAY_MAIN)) {
-    throw new Error(`${GATEWAY_MAIN} is missing: run \`npx tsc -p tsconfig.build.json\` first`);
+  const main = GATEWAY_MAIN ?? join(REPO, 'dist/cli/main.js');
+  if (!existsSync(main)) {
+    throw new Error(`${main} is missing: run \`npx tsc -p tsconfig.build.json\` first`);
   }
   if (env.NIX_REMOTE) throw new Error('unset NIX_REMOTE: the client uses the local store directly');
 }
@@ -555,8 +567,31 @@ function printTable() {
   );
 }
 
+/** Copies dist/ (with links to node_modules and package.json) into BENCH_DIR; returns its main.js. */
+function snapshotDist() {
+  const snap = join(S.dir, 'gateway-dist');
+  rmSync(snap, { recursive: true, force: true });
+  mkdirSync(snap, { recursive: true });
+  run('cp', ['-a', join(REPO, 'dist'), join(snap, 'dist')]);
+  symlinkSync(join(REPO, 'node_modules'), join(snap, 'node_modules'));
+  symlinkSync(join(REPO, 'package.json'), join(snap, 'package.json'));
+  return join(snap, 'dist/cli/main.js');
+}
+
+/** What is being measured: the checkout's commit and when the gateway's dist/ was built. */
+function gatewayVersion() {
+  const commit = spawnSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  const dist = statSync(join(dirname(GATEWAY_MAIN), '..', 'gateway', 'ssh-server.js'), {
+    throwIfNoEntry: false,
+  });
+  return `${GATEWAY_MAIN} (checkout ${commit.stdout.trim() || '?'}, gateway built ${dist?.mtime.toISOString() ?? '?'})`;
+}
+
 async function main() {
   checkPrerequisites();
+  mkdirSync(S.dir, { recursive: true });
+  GATEWAY_MAIN ??= snapshotDist();
+  const version = gatewayVersion();
   mkdirSync(S.dir, { recursive: true });
   rmSync(DAEMON_MAXRSS, { force: true });
   log('settings', JSON.stringify(S));
@@ -591,6 +626,7 @@ async function main() {
     if (big) await benchBig(protocol, big);
   }
   printTable();
+  console.log(`gateway: ${version}`);
 }
 
 main()
