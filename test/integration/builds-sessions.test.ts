@@ -138,6 +138,19 @@ describe('sessions sharing a derivation', () => {
 });
 
 describe('cancellation', () => {
+  test('a shared build goes on when one of its two clients is killed', async () => {
+    const file = await writeDrvFile('shared-kill', '${B} sleep 3; echo done > $out');
+    const first = startNixBuild(file);
+    await until('the first build to start', async () =>
+      (await descendants([first.child.pid!])).some((c) => c.includes('sleep 3')),
+    );
+    const second = startNixBuild(file);
+    await until('the second client to join', () => second.output().includes("building '"));
+    first.child.kill('SIGKILL');
+    expect(await second.exited).toBe(0);
+    expect(second.output().match(/^building '.*-shared-kill\.drv'\.\.\.$/gm)).toHaveLength(1);
+  }, 60_000);
+
   test('killing the client mid-build ends the build within 5 s: no processes, nothing registered', async () => {
     const file = await writeDrvFile('sleeper', '${B} sleep 60; echo late > $out');
     const drvPath = (await runOk(['nix-instantiate', file], opts())).trim().split('\n').at(-1)!;
