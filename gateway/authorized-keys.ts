@@ -6,7 +6,13 @@
  *     permissions="admin" ssh-ed25519 AAAA… ops
  *     ssh-ed25519 AAAA… ci                       # no option: read,write,build
  *
- * `admin` implies every other permission. Other OpenSSH options are accepted and ignored.
+ * `admin` implies every other permission. The flag `keep-builds-running` keeps the
+ * builds a key's sessions started running when the client goes away (by default they
+ * are cancelled once no session wants them):
+ *
+ *     keep-builds-running,permissions="read,write,build" ssh-ed25519 AAAA… ci
+ *
+ * Other OpenSSH options are accepted and ignored.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -24,6 +30,8 @@ export interface AuthorizedKey {
   readonly blob: Buffer;
   readonly comment: string;
   readonly permissions: ReadonlySet<Permission>;
+  /** Builds continue after the client leaves (option `keep-builds-running`). */
+  readonly keepBuildsRunning?: boolean;
   /** SHA256 fingerprint as `ssh-keygen -l` prints it: who the client is, in logs. */
   readonly fingerprint: string;
   readonly key: ssh2.ParsedKey;
@@ -108,6 +116,7 @@ export function parseAuthorizedKeys(text: string): AuthorizedKey[] {
       );
     }
     let permissions: ReadonlySet<Permission> = DEFAULT_PERMISSIONS;
+    const keepBuildsRunning = options.includes('keep-builds-running');
     for (const opt of options) {
       const eq = opt.indexOf('=');
       if (eq > 0 && opt.slice(0, eq) === 'permissions')
@@ -119,6 +128,7 @@ export function parseAuthorizedKeys(text: string): AuthorizedKey[] {
       blob,
       comment: commentWords.join(' '),
       permissions,
+      keepBuildsRunning,
       fingerprint: fingerprintOf(blob),
       key: parsed,
       line: lineNo,
