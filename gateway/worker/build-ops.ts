@@ -112,7 +112,13 @@ async function withRealisation<T>(
   const keepGoing = env.options.get('keep-going') === 'true';
   // Repair (1) is treated as Normal: our outputs are verified when registered.
   const check = buildMode === BuildMode.Check;
-  const realisation = env.builds.realisation({ requester: env.sessionId, keepGoing, check, events });
+  const realisation = env.builds.realisation({
+    requester: env.sessionId,
+    keepGoing,
+    check,
+    keepRunning: env.who.key.keepBuildsRunning ?? false,
+    events,
+  });
   const onClose = (): void => realisation.release();
   env.closed.addEventListener('abort', onClose, { once: true });
   try {

@@ -177,4 +177,27 @@ describe('cancellation', () => {
       2_000,
     );
   }, 60_000);
+
+  test('a key with keep-builds-running: the build goes on without its client and is registered', async () => {
+    const key = await h.addKey('keeper', 'read,write,build');
+    const keys = join(h.dir, 'authorized_keys');
+    const text = await readFile(keys, 'utf8');
+    await writeFile(
+      keys,
+      text.replace(`permissions="read,write,build" ${key.publicKey}`, `keep-builds-running ${key.publicKey}`),
+    );
+    const file = await writeDrvFile('kept', '${B} sleep 2; echo kept > $out');
+    const drvPath = (await runOk(['nix-instantiate', file], opts())).trim().split('\n').at(-1)!;
+    const outPath = (await runOk(['nix-store', '-q', '--outputs', drvPath], opts())).trim();
+    const child = spawn(
+      'nix',
+      ['build', '--eval-store', 'auto', '--store', 'ssh-ng://keeper', '-f', file, '--no-link'],
+      { ...opts(), stdio: 'ignore' },
+    );
+    await until('the builder to run', async () =>
+      (await descendants([child.pid!])).some((c) => c.includes('sleep 2')),
+    );
+    child.kill('SIGKILL');
+    await until('the build to finish anyway', () => h.store.isValid(outPath), 20_000);
+  }, 60_000);
 });
