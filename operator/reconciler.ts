@@ -1,0 +1,253 @@
+/**
+ * One reconcile of one NixBuild against the API server: read the world fresh (the
+ * NixBuild, its Jobs, the current Job's Pod, the log tail after success), ask
+ * planReconcile what to do, do it in a crash-safe order (create, then delete, then
+ * events, then status, then the TTL of recorded Jobs) and report.
+ */
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { BUILD_CONTAINER, ttlPatch } from './job-builder.js';
+import type { OperatorMetrics } from './metrics.js';
+import { systemLabel } from './metrics.js';
+import { attemptOf, planReconcile, type BuildEvent, type Policy } from './plan.js';
+import { GROUP, Label, MANAGER, PLURAL, VERSION, type NixBuild, type NixBuildStatus } from './types.js';
+
+export interface ReconcilerDeps {
+  readonly kubeConfig: k8s.KubeConfig;
+  readonly namespace: string;
+  readonly policy: Policy;
+  readonly metrics: OperatorMetrics;
+  readonly log: Logger;
+  /** Identifies this replica in Events (reportingInstance). */
+  readonly identity: string;
+  readonly now?: () => Date;
+}
+
+export function statusCode(e: unknown): number | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'number'
+    ? e.code
+    : undefined;
+}
+
+/** Canonical JSON (sorted keys), to tell whether a status changed. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
+
+const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+/** Seconds between reconciles of an unfinished build even without events (a safety net). */
+export const RESYNC_RUNNING_MS = 60_000;
+
+export class Reconciler {
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly batch: k8s.BatchV1Api;
+  private readonly core: k8s.CoreV1Api;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.custom = deps.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.batch = deps.kubeConfig.makeApiClient(k8s.BatchV1Api);
+    this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async reconcile(name: string): Promise<{ requeueAfterMs?: number }> {
+    const { namespace, log } = this.deps;
+    let nb: NixBuild;
+    try {
+      nb = (await this.custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+      })) as NixBuild;
+    } catch (e) {
+      if (statusCode(e) !== 404) throw e;
+      // Deleted: its Jobs go with their Pods (the garbage collector would too, through the
+      // ownerReferences; deleting them here does not wait for it and orphans nothing).
+      await this.deleteJobs(await this.jobsOf(name, undefined));
+      return {};
+    }
+    if (nb.metadata.deletionTimestamp) {
+      await this.deleteJobs(await this.jobsOf(name, nb.metadata.uid));
+      return {};
+    }
+
+    const jobs = await this.jobsOf(name, nb.metadata.uid);
+    const attempts = Math.max(nb.status?.attempts ?? 0, ...jobs.map(attemptOf));
+    const current = jobs.find((j) => attemptOf(j) === attempts && !j.metadata?.deletionTimestamp);
+    const pod = current ? await this.newestPod(name, attempts) : undefined;
+    const complete = current?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True');
+    const buildLog =
+      complete && pod?.metadata?.name && nb.status?.phase !== 'Succeeded'
+        ? await this.logTail(pod.metadata.name)
+        : undefined;
+
+    const plan = planReconcile(
+      nb,
+      { jobs, ...(pod ? { pod } : {}), ...(buildLog !== undefined ? { buildLog } : {}), now: this.now() },
+      this.deps.policy,
+    );
+
+    if (plan.createJob) {
+      try {
+        await this.batch.createNamespacedJob({ namespace, body: plan.createJob, fieldManager: MANAGER });
+        this.deps.metrics.jobsCreated.inc({
+          system: systemLabel(nb.spec.system),
+          pool: plan.status.pool ?? 'none',
+        });
+        log.info({ nixbuild: name, job: plan.createJob.metadata?.name }, 'created Job');
+      } catch (e) {
+        if (statusCode(e) !== 409) throw e; // 409: created by an earlier reconcile whose status write was lost
+      }
+    }
+    await this.deleteJobs(plan.deleteJobs);
+    for (const event of plan.events) await this.emit(nb, event);
+
+    const changed = canonical(plan.status) !== canonical(nb.status ?? {});
+    if (changed) {
+      try {
+        await this.custom.replaceNamespacedCustomObjectStatus({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: PLURAL,
+          name,
+          body: { ...nb, status: plan.status },
+        });
+      } catch (e) {
+        // 409: the NixBuild changed since it was read; reconcile again with the new one.
+        if (statusCode(e) === 409) return { requeueAfterMs: 0 };
+        throw e;
+      }
+      this.count(nb, nb.status, plan.status, plan.events);
+    }
+    for (const job of plan.ttlJobs) {
+      try {
+        await this.batch.patchNamespacedJob(
+          { name: job, namespace, body: ttlPatch(this.deps.policy.ttlSecondsAfterFinished) },
+          mergePatch,
+        );
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+    }
+    const finished = ['Succeeded', 'Failed', 'Cancelled'].includes(plan.status.phase ?? '');
+    return finished ? {} : { requeueAfterMs: RESYNC_RUNNING_MS };
+  }
+
+  private count(
+    nb: NixBuild,
+    before: NixBuildStatus | undefined,
+    after: NixBuildStatus,
+    events: readonly BuildEvent[],
+  ) {
+    const system = systemLabel(nb.spec.system);
+    if (after.phase !== before?.phase && (after.phase === 'Succeeded' || after.phase === 'Failed'))
+      this.deps.metrics.buildsFinished.inc({
+        system,
+        phase: after.phase,
+        reason: after.reason ?? 'BuildSucceeded',
+      });
+    if (
+      (after.attempts ?? 0) > (before?.attempts ?? 0) &&
+      (before?.attempts ?? 0) > 0 &&
+      before?.phase !== 'Cancelled'
+    ) {
+      const why = events.find((e) => e.type === 'Warning');
+      this.deps.metrics.retries.inc({ reason: why?.reason ?? 'Unknown' });
+    }
+  }
+
+  /** The Jobs of a NixBuild: labelled with its name and, when known, owned by this very object. */
+  private async jobsOf(name: string, uid: string | undefined): Promise<k8s.V1Job[]> {
+    const list = await this.batch.listNamespacedJob({
+      namespace: this.deps.namespace,
+      labelSelector: `${Label.nixBuild}=${name}`,
+    });
+    return list.items.filter(
+      (j) => uid === undefined || j.metadata?.ownerReferences?.some((o) => o.uid === uid),
+    );
+  }
+
+  private async newestPod(name: string, attempt: number): Promise<k8s.V1Pod | undefined> {
+    const list = await this.core.listNamespacedPod({
+      namespace: this.deps.namespace,
+      labelSelector: `${Label.nixBuild}=${name},${Label.attempt}=${attempt}`,
+    });
+    const time = (p: k8s.V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+    return [...list.items].sort((a, b) => time(b) - time(a))[0];
+  }
+
+  private async logTail(pod: string): Promise<string | undefined> {
+    try {
+      return await this.core.readNamespacedPodLog({
+        name: pod,
+        namespace: this.deps.namespace,
+        container: BUILD_CONTAINER,
+        tailLines: 64,
+      });
+    } catch (e) {
+      this.deps.log.warn({ pod, error: String(e) }, 'cannot read the build log; outputs stay unknown');
+      return undefined;
+    }
+  }
+
+  private async deleteJobs(jobs: readonly (string | k8s.V1Job)[]): Promise<void> {
+    for (const job of jobs) {
+      const name = typeof job === 'string' ? job : job.metadata?.name;
+      if (!name || (typeof job !== 'string' && job.metadata?.deletionTimestamp)) continue;
+      try {
+        // Background: the Job's Pods go too (the API's default for Jobs orphans them).
+        await this.batch.deleteNamespacedJob({
+          name,
+          namespace: this.deps.namespace,
+          propagationPolicy: 'Background',
+        });
+        this.deps.log.info({ job: name }, 'deleted Job');
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+    }
+  }
+
+  private async emit(nb: NixBuild, event: BuildEvent): Promise<void> {
+    const now = this.now();
+    const body: k8s.CoreV1Event = {
+      metadata: {
+        name: `${nb.metadata.name}.${now.getTime().toString(16)}${Math.random().toString(16).slice(2, 6)}`,
+      },
+      involvedObject: {
+        apiVersion: nb.apiVersion,
+        kind: nb.kind,
+        name: nb.metadata.name,
+        namespace: this.deps.namespace,
+        ...(nb.metadata.uid ? { uid: nb.metadata.uid } : {}),
+        ...(nb.metadata.resourceVersion ? { resourceVersion: nb.metadata.resourceVersion } : {}),
+      },
+      type: event.type,
+      reason: event.reason,
+      message: event.message.slice(0, 1024),
+      source: { component: MANAGER },
+      reportingComponent: `${GROUP}/${MANAGER}`,
+      reportingInstance: this.deps.identity.slice(0, 128),
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    try {
+      await this.core.createNamespacedEvent({ namespace: this.deps.namespace, body });
+    } catch (e) {
+      // Events are best effort: never fail a reconcile for one.
+      this.deps.log.warn({ reason: event.reason, error: String(e) }, 'cannot record an Event');
+    }
+  }
+}
