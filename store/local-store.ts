@@ -12,6 +12,7 @@ import { addToStore, importBatch, importNar, type BatchItem, type StoreContext }
 import { StoreLayout } from './layout.js';
 import { KeyedLock } from './locks.js';
 import { MemoryPathIndex } from './memory-index.js';
+import { RecordPathIndex } from './record-index.js';
 import type { PathIndex } from './path-index.js';
 import type { PathInfo } from './path-info.js';
 import { deleteRecord, readRecord, writeRecord } from './records.js';
@@ -25,8 +26,11 @@ export interface LocalStoreOptions {
   readonly dataDir: string;
   /** Logical store directory; `/nix/store` unless testing. */
   readonly storeDir?: string;
-  /** Default: a fresh in-process index. */
-  readonly index?: PathIndex;
+  /**
+   * Default: a fresh in-process index. `'records'`: read the records on every query and
+   * skip the reindex (short-lived processes that ask about few paths: build-drv, CLIs).
+   */
+  readonly index?: PathIndex | 'records';
   /** Rebuild the index from the records on open. Default true (an in-process index starts empty). */
   readonly reindex?: boolean;
   /**
@@ -60,12 +64,11 @@ export class LocalStore {
     const layout = new StoreLayout(options.dataDir, options.storeDir ?? STORE_DIR);
     await layout.create();
     if (options.cleanStaging ?? true) await layout.cleanStaging();
-    const store = new LocalStore(
-      layout,
-      options.index ?? new MemoryPathIndex(),
-      options.now ?? (() => Math.floor(Date.now() / 1000)),
-    );
-    if (options.reindex ?? true) await store.reindex();
+    const fromRecords = options.index === 'records';
+    const index =
+      options.index === 'records' ? new RecordPathIndex(layout) : (options.index ?? new MemoryPathIndex());
+    const store = new LocalStore(layout, index, options.now ?? (() => Math.floor(Date.now() / 1000)));
+    if (options.reindex ?? !fromRecords) await store.reindex();
     return store;
   }
 

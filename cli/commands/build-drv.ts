@@ -74,6 +74,7 @@ export const buildDrvCommand: Command = {
     const store = await LocalStore.open({
       dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
       cleanStaging: false,
+      index: 'records',
     });
     const resultFd = int(values['result-fd'], '--result-fd');
     const derivationFile = values['derivation-file'];

@@ -45,7 +45,7 @@ export const logCommand: Command = {
     let drvPath = path;
     if (!path.endsWith('.drv')) {
       // Never clean staging: a gateway may be serving this directory.
-      const store = await LocalStore.open({ dataDir, cleanStaging: false });
+      const store = await LocalStore.open({ dataDir, cleanStaging: false, index: 'records' });
       const deriver = (await store.queryPathInfo(path))?.deriver;
       if (deriver === undefined) {
         io.stderr.write(`error: path '${path}' is not valid or has no known deriver\n`);
