@@ -4,25 +4,10 @@
  * (ANSI highlighting included), the outputs built, times and `timesBuilt`.
  */
 
-/** `BuildResult::Status` (values as on the wire). */
-export const BuildStatus = {
-  Built: 0,
-  Substituted: 1,
-  AlreadyValid: 2,
-  PermanentFailure: 3,
-  InputRejected: 4,
-  OutputRejected: 5,
-  TransientFailure: 6,
-  CachedFailure: 7,
-  TimedOut: 8,
-  MiscFailure: 9,
-  DependencyFailed: 10,
-  LogLimitExceeded: 11,
-  NotDeterministic: 12,
-  ResolvesToAlreadyValid: 13,
-  NoSubstituters: 14,
-} as const;
+import { BuildStatus } from '../../nix/protocol/worker.js';
 
+/** `BuildResult::Status`: one table, the protocol's. */
+export { BuildStatus };
 export type BuildStatus = (typeof BuildStatus)[keyof typeof BuildStatus];
 
 export function statusName(status: BuildStatus): string {
