@@ -11,19 +11,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDerivation } from '../../nix/derivation/index.js';
 import { LocalStore } from '../../store/local-store.js';
+import { nixEnv } from '../support/nix-cli.js';
 import { buildDerivation, type BuildOutcome, type BuildSettings } from '../../builder-image/runner/index.js';
 
 export const CORPUS_DIR = fileURLToPath(new URL('../fixtures/builds', import.meta.url));
 export const SALT = 'nixyard-builder-1';
-
-function nixEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    NIX_CONFIG: 'substituters =\nexperimental-features = nix-command',
-  };
-  delete env.NIX_REMOTE;
-  return env;
-}
 
 export function run(
   cmd: string,

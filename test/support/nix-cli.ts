@@ -9,7 +9,8 @@ export interface NixResult {
   readonly stderr: Buffer;
 }
 
-function nixEnv(): NodeJS.ProcessEnv {
+/** The environment every test runs real nix with: local store, no daemon, no substituters. */
+export function nixEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NIX_CONFIG: 'substituters =\nexperimental-features = nix-command',
