@@ -95,7 +95,16 @@ const DISRUPTION: Readonly<Record<string, { reason: FailureReason; what: string 
   DeletionByPodGC: { reason: 'NodeLost', what: 'the node of the build pod disappeared' },
 };
 
-export function classifyFailure(job: V1Job, pod: V1Pod | undefined, drvPath: string): Failure {
+/**
+ * `logTail` is the end of the build container's log: used when the termination message
+ * (FallbackToLogsOnError: the log's last 80 lines on a failure) is missing.
+ */
+export function classifyFailure(
+  job: V1Job,
+  pod: V1Pod | undefined,
+  drvPath: string,
+  logTail?: string,
+): Failure {
   const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
   const timeout = job.spec?.activeDeadlineSeconds;
   if (failed?.reason === 'DeadlineExceeded') {
@@ -110,7 +119,7 @@ export function classifyFailure(job: V1Job, pod: V1Pod | undefined, drvPath: str
   }
   const terminated = buildContainerTerminated(pod);
   if (terminated) {
-    const nixError = nixErrorOf(terminated.message);
+    const nixError = nixErrorOf(terminated.message) ?? nixErrorOf(logTail);
     if (terminated.reason === 'OOMKilled') {
       const limit = pod?.spec?.containers.find((c) => c.name === BUILD_CONTAINER)?.resources?.limits?.memory;
       return {
@@ -152,7 +161,7 @@ export function classifyFailure(job: V1Job, pod: V1Pod | undefined, drvPath: str
         exitCode: code,
         message: `the build pod was killed from outside (exit status ${code}${terminated.reason ? `, ${terminated.reason}` : ''})`,
       };
-    const nixError = nixErrorOf(terminated.message);
+    const nixError = nixErrorOf(terminated.message) ?? nixErrorOf(logTail);
     return {
       reason: 'BuilderError',
       retryable: false,

@@ -34,7 +34,7 @@ export interface World {
   readonly jobs: readonly V1Job[];
   /** The newest Pod of the current attempt's Job. */
   readonly pod?: V1Pod;
-  /** The tail of the build container's log, read once the current Job is Complete. */
+  /** The tail of the build container's log, read once the current Job has finished. */
   readonly buildLog?: string;
   readonly now: Date;
 }
@@ -316,7 +316,7 @@ export function planReconcile(nb: NixBuild, world: World, policy: Policy): Plan 
       };
     }
     case 'Failed': {
-      const failure = classifyFailure(current, world.pod, drvPath);
+      const failure = classifyFailure(current, world.pod, drvPath, world.buildLog);
       const limit = current.spec?.template.spec?.containers.find((c) => c.name === BUILD_CONTAINER)?.resources
         ?.limits?.memory;
       return retryOrFail(failure, obs, limit);

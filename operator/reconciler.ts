@@ -10,6 +10,7 @@ import { BUILD_CONTAINER, ttlPatch } from './job-builder.js';
 import type { OperatorMetrics } from './metrics.js';
 import { systemLabel } from './metrics.js';
 import { attemptOf, planReconcile, type BuildEvent, type Policy } from './plan.js';
+import { isJobFinished } from './status.js';
 import { GROUP, Label, MANAGER, PLURAL, VERSION, type NixBuild, type NixBuildStatus } from './types.js';
 
 export interface ReconcilerDeps {
@@ -85,9 +86,10 @@ export class Reconciler {
     const attempts = Math.max(nb.status?.attempts ?? 0, ...jobs.map(attemptOf));
     const current = jobs.find((j) => attemptOf(j) === attempts && !j.metadata?.deletionTimestamp);
     const pod = current ? await this.newestPod(name, attempts) : undefined;
-    const complete = current?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True');
+    // The log's end has the outputs after a success and Nix's error after a failure.
+    const phase = nb.status?.phase;
     const buildLog =
-      complete && pod?.metadata?.name && nb.status?.phase !== 'Succeeded'
+      current && isJobFinished(current) && pod?.metadata?.name && phase !== 'Succeeded' && phase !== 'Failed'
         ? await this.logTail(pod.metadata.name)
         : undefined;
 

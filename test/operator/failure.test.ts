@@ -131,6 +131,18 @@ describe('classifyFailure: the failure in Nix terms, and whether it is the build
     expect(classifyFailure(j, p, DRV)).toMatchObject(expected);
   });
 
+  test('without a termination message, the log tail tells Nix’s error', () => {
+    const j = failedBy('PodFailurePolicy');
+    expect(classifyFailure(j, pod(j, { kind: 'terminated', exitCode: 100 }), DRV, BUILDER_LOG)).toMatchObject(
+      {
+        reason: 'BuildFailed',
+        message: expect.stringMatching(
+          /^builder for '.*' failed with exit code 2;\nlast 1 log lines:/,
+        ) as unknown,
+      },
+    );
+  });
+
   test('nixErrorOf takes the last error block, without colours', () => {
     expect(nixErrorOf('x\nerror: first\nerror: \x1b[1msecond\x1b[0m\n       more\nafter')).toBe(
       'second\nmore',
