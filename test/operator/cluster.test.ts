@@ -5,21 +5,26 @@
  * (this tests the operator, not the builder): it behaves by derivation name.
  */
 import * as k8s from '@kubernetes/client-node';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadOperatorConfig } from '../../operator/config.js';
 import { nixBuildName } from '../../operator/names.js';
+import { OperatorMetrics } from '../../operator/metrics.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import type { PoolConfig } from '../../operator/pools.js';
 import type { NixBuild } from '../../operator/types.js';
 import { startSimCluster, type SimCluster } from '../sim/cluster.js';
 import { clients, waitFor } from '../sim/support.js';
+import { ensureTools } from '../sim/tools.js';
 import { CRD_FILE, loadYamlDocs } from './k8s-validate.js';
 import { HASH } from './fixtures.js';
 
 const NS = 'builds';
+const run = promisify(execFile);
 const FAKE_BUILDER = `
 const [, , cmd, drv] = process.argv;
 if (cmd !== 'build-drv') process.exit(2);
@@ -341,5 +346,66 @@ describe('the operator against the simulated cluster', () => {
     expect(text).toMatch(/nixyard_operator_leader 1/);
     expect(text).not.toContain(HASH.slice(0, 20));
     expect((await fetch(`${operator.httpAddress}/readyz`)).status).toBe(200);
+  });
+
+  test('kubectl get nixbuilds: NAME SYSTEM PHASE NODE AGE DURATION; -o wide adds DERIVATION and REASON', async () => {
+    const name = nixBuildName(drv('hello-2.12.1'));
+    for (const flavour of ['v33', 'v35'] as const) {
+      const { kubectl } = await ensureTools(flavour);
+      const home = await mkdtemp(join(tmpdir(), 'nixyard-kubectl-'));
+      const env = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: home,
+        KUBECONFIG: cluster.kubeconfigPath,
+      };
+      const get = async (...args: string[]) =>
+        (await run(kubectl, ['-n', NS, 'get', ...args], { env })).stdout;
+      const plain = (await get('nixbuilds')).split('\n');
+      expect(plain[0]!.split(/\s+/)).toEqual(['NAME', 'SYSTEM', 'PHASE', 'NODE', 'AGE', 'DURATION']);
+      expect(plain.find((l) => l.startsWith(name))).toMatch(
+        /x86_64-linux\s+Succeeded\s+node-amd64-0\s+\S+\s+\d+s\s*$/,
+      );
+      const wide = (await get('nb', '-o', 'wide')).split('\n');
+      expect(wide[0]!.split(/\s+/)).toEqual([
+        'NAME',
+        'SYSTEM',
+        'PHASE',
+        'NODE',
+        'AGE',
+        'DURATION',
+        'DERIVATION',
+        'REASON',
+      ]);
+      expect(wide.find((l) => l.startsWith(nixBuildName(drv('broken-1.0'))))).toMatch(
+        /broken-1\.0\.drv\s+BuildFailed\s*$/,
+      );
+      expect(await get('nix')).toContain(name);
+    }
+  });
+
+  test('a second replica waits for the Lease, and takes over when the leader leaves', async () => {
+    const config = loadOperatorConfig(
+      [`--namespace=${NS}`, '--image=ghcr.io/nixyard/nixyard:test', '--metrics-listen=127.0.0.1:0'],
+      { POD_NAME: 'operator-1' },
+    );
+    const standby = await startOperator(config, {
+      kubeConfig: c.kc,
+      pools,
+      log: pino({ level: 'silent' }),
+      metrics: new OperatorMetrics({ defaultMetrics: false }),
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await standby.metrics.isLeader.get()).values[0]?.value ?? 0).toBe(0);
+      expect((await fetch(`${standby.httpAddress}/readyz`)).status).toBe(200);
+      await operator.close(); // gives the Lease up
+      await waitFor('the standby to lead', async () =>
+        (await standby.metrics.isLeader.get()).values[0]?.value === 1 ? true : undefined,
+      );
+      const name = await create('hello-new-leader');
+      await phase(name, 'Succeeded');
+    } finally {
+      await standby.close();
+    }
   });
 });
