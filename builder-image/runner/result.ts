@@ -6,9 +6,8 @@
 
 import { BuildStatus } from '../../nix/protocol/worker.js';
 
-/** `BuildResult::Status`: one table, the protocol's. */
-export { BuildStatus };
-export type BuildStatus = (typeof BuildStatus)[keyof typeof BuildStatus];
+/** `BuildResult::Status`: one table (and type), the protocol's. */
+export { BuildStatus } from '../../nix/protocol/worker.js';
 
 export function statusName(status: BuildStatus): string {
   return Object.entries(BuildStatus).find(([, v]) => v === status)?.[0] ?? String(status);

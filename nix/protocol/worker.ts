@@ -152,6 +152,7 @@ export const BuildStatus = {
   ResolvesToAlreadyValid: 13,
   NoSubstituters: 14,
 } as const;
+export type BuildStatus = (typeof BuildStatus)[keyof typeof BuildStatus];
 
 /** Handshake trusted flag (≥1.35): `Serialise<std::optional<TrustedFlag>>`. */
 export const TrustedFlag = {
