@@ -160,23 +160,27 @@ export function planReconcile(nb: NixBuild, world: World, policy: Policy): Plan 
     };
   }
 
+  // The pool is chosen for every new Job. A build already running when the pools change
+  // is watched to its end; only a new attempt needs a pool.
   const choice = choosePool(policy.pools, drvPath, nb.spec.system, nb.spec.requiredSystemFeatures);
-  if (!choice.ok) {
-    events.push({ type: 'Warning', reason: choice.reason, message: choice.message });
+  const noPool = (refusal: Extract<typeof choice, { ok: false }>): Plan => {
+    events.push({ type: 'Warning', reason: refusal.reason, message: refusal.message });
+    for (const j of live) if (!isJobFinished(j)) deleteJobs.push(j.metadata!.name!);
     return {
-      status: status('Failed', choice, {
-        reason: choice.reason,
-        message: choice.message,
+      status: status('Failed', refusal, {
+        reason: refusal.reason,
+        message: refusal.message,
         completionTime: metaTime(now),
       }),
       deleteJobs,
       ttlJobs,
       events,
     };
-  }
-  const pool = choice.pool;
+  };
 
   const start = (n: number, memoryLimit: string | undefined, why: BuildEvent | undefined): Plan => {
+    if (!choice.ok) return noPool(choice);
+    const pool = choice.pool;
     const job = desiredJob(nb, pool, policy.job, { number: n, ...(memoryLimit ? { memoryLimit } : {}) });
     const name = job.metadata!.name!;
     // Earlier attempts: a finished one stays for `kubectl logs` until its TTL; one still
@@ -230,7 +234,13 @@ export function planReconcile(nb: NixBuild, world: World, policy: Policy): Plan 
     obs: Observation | undefined,
     currentLimit: string | undefined,
   ): Plan => {
-    const decision = retryDecision(failure, attempts, policy.maxAttempts, currentLimit, pool.maxMemory);
+    const decision = retryDecision(
+      failure,
+      attempts,
+      policy.maxAttempts,
+      currentLimit,
+      choice.ok ? choice.pool.maxMemory : undefined,
+    );
     if (decision.retry) {
       const memory = decision.memoryLimit ?? st.memoryLimit;
       return start(attempts + 1, memory, {

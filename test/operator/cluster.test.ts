@@ -408,4 +408,30 @@ describe('the operator against the simulated cluster', () => {
       await standby.close();
     }
   });
+  test('a silent watch (a half-open connection) is healed by the periodic relist', async () => {
+    const config = loadOperatorConfig(
+      [
+        `--namespace=${NS}`,
+        '--image=ghcr.io/nixyard/nixyard:test',
+        '--metrics-listen=127.0.0.1:0',
+        '--leader-election=false',
+        '--relist-interval=1',
+      ],
+      { POD_NAME: 'operator-2' },
+    );
+    const op = await startOperator(config, {
+      kubeConfig: c.kc,
+      pools,
+      log: pino({ level: 'silent' }),
+      metrics: new OperatorMetrics({ defaultMetrics: false }),
+    });
+    try {
+      await waitFor('its watches', () => (cluster.server.openWatchCount >= 3 ? true : undefined));
+      expect(cluster.server.silenceWatches({ namespace: NS })).toBeGreaterThanOrEqual(3);
+      const name = await create('hello-after-silence');
+      await phase(name, 'Succeeded');
+    } finally {
+      await op.close();
+    }
+  });
 });

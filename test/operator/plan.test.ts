@@ -161,6 +161,17 @@ describe('planReconcile: NixBuild + Jobs + Pod → actions and status', () => {
     );
   });
 
+  test('a build already running when its pool goes away is watched to its end', () => {
+    const j = withStatus(job1, [], { active: 1 });
+    const p = planReconcile(
+      nixBuild({}, running),
+      { jobs: [j], pod: pod(j, { kind: 'running' }), now: NOW },
+      { ...policy, pools: [pools.arm] },
+    );
+    expect(p.status.phase).toBe('Building');
+    expect(p.deleteJobs).toEqual([]);
+  });
+
   test('a missing system feature fails at once too', () => {
     const p = plan(nixBuild({ requiredSystemFeatures: ['cuda'] }));
     expect(p.status).toMatchObject({ phase: 'Failed', reason: 'MissingSystemFeatures' });
