@@ -37,6 +37,10 @@ export function createSshServer(opts: SshServerOptions): ssh2.Server {
   const sessionsPerKey = new Map<string, number>();
   return new ssh2.Server({ hostKeys: [opts.hostKey] }, (client: Connection, info) => {
     const remoteAddress = `${info.ip}:${info.port}`;
+    // Replies are small and the client waits for each one: without this, Nagle holds a
+    // reply's last packet until the client's delayed ACK, ~40 ms per op (bench/README.md).
+    // (ssh2 has it on server-side connections too; its typings only declare it for clients.)
+    (client as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
     let who: ClientIdentity | undefined;
     const log = opts.log.child({ remote: remoteAddress });
 

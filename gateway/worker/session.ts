@@ -196,11 +196,13 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
       }
       const result = await handler(request.args as never, env, payload);
       await finishPayload(payload);
-      await writer.write(encodeStderrMessage({ type: 'last' }, ctx));
+      const last = encodeStderrMessage({ type: 'last' }, ctx);
       if (replyPayload(op) === 'nar') {
+        await writer.write(last);
         for await (const chunk of result as AsyncIterable<Uint8Array>) await writer.write(chunk);
       } else {
-        await writer.write(encodeWorkerReply(op, result as never, ctx));
+        // One write, so STDERR_LAST and the reply travel in one SSH packet.
+        await writer.write(Buffer.concat([last, encodeWorkerReply(op, result as never, ctx)]));
       }
       olog.info({ ms: msSince(started) }, 'op done');
       deps.metrics?.opDone('worker', op, true, msSince(started) / 1000);
