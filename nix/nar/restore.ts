@@ -66,11 +66,25 @@ export async function restoreNar(
   return { narHash: new Uint8Array(hash.digest()), narSize: parser.offset };
 }
 
+/**
+ * File contents are collected into writes of this size: NAR chunks from the wire are
+ * 8–24 KiB, and one awaited write per chunk made uploads syscall-bound (bench/README.md).
+ */
+const WRITE_BUFFER_SIZE = 1 << 20;
+
 class Restorer {
   private file: FileHandle | undefined;
+  private readonly pending = Buffer.allocUnsafe(WRITE_BUFFER_SIZE);
+  private pendingLength = 0;
   private createdRoot = false;
 
   constructor(private readonly dest: Buffer) {}
+
+  private async flush(): Promise<void> {
+    if (this.pendingLength === 0) return;
+    await writeAll(this.file!, this.pending.subarray(0, this.pendingLength));
+    this.pendingLength = 0;
+  }
 
   async apply(event: NarEvent): Promise<void> {
     switch (event.type) {
@@ -83,14 +97,17 @@ class Restorer {
         );
         return;
       case 'data': {
-        let written = 0;
-        while (written < event.chunk.length) {
-          const { bytesWritten } = await this.file!.write(event.chunk, written);
-          written += bytesWritten;
+        const chunk = event.chunk;
+        if (this.pendingLength + chunk.length > WRITE_BUFFER_SIZE) await this.flush();
+        if (chunk.length >= WRITE_BUFFER_SIZE) await writeAll(this.file!, chunk);
+        else {
+          this.pending.set(chunk, this.pendingLength);
+          this.pendingLength += chunk.length;
         }
         return;
       }
       case 'fileEnd': {
+        await this.flush();
         const file = this.file!;
         this.file = undefined;
         await file.close();
@@ -148,3 +165,11 @@ class Restorer {
 }
 
 const SLASH = Buffer.from('/');
+
+async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, written);
+    written += bytesWritten;
+  }
+}
