@@ -42,7 +42,7 @@ function int(v: string | undefined, flag: string): number | undefined {
 
 export const buildDrvCommand: Command = {
   name: 'build-drv',
-  summary: 'Build one derivation in the sandbox, like nix-build',
+  summary: 'build one derivation in the sandbox, like nix-build',
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parseArgs({

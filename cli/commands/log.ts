@@ -28,7 +28,7 @@ function defaultDataDir(): string {
 
 export const logCommand: Command = {
   name: 'log',
-  summary: 'Print the stored build log of a derivation or of an output path',
+  summary: 'print the stored build log of a derivation or of an output path',
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parseArgs({
