@@ -2,15 +2,16 @@
  * Names derived from the derivation: every session asking for the same .drv computes the
  * same NixBuild name, so a create that answers 409 AlreadyExists means "join it".
  *
- * The rule (the gateway follows it too): `<hash part>-<name without .drv>`, lowercased,
+ * The rule (k8s/names.ts, shared with the gateway): `<hash part>-<name without .drv>`, lowercased,
  * every run of characters outside [a-z0-9] turned into one '-', cut to 52 characters (the
  * limit Kubernetes uses for CronJob names, so that Job and Pod names derived from it stay
  * within 63) without a trailing '-'. The hash part alone is unique; the rest is for humans.
  */
+import { MAX_NAME_LENGTH, nixBuildNameOf } from '../k8s/names.js';
 import { parseStorePath } from '../nix/store-path.js';
 import { OperatorError, OperatorErrorCode } from './errors.js';
 
-export const MAX_NAME_LENGTH = 52;
+export { MAX_NAME_LENGTH };
 
 export interface ParsedDrvPath {
   readonly hashPart: string;
@@ -41,8 +42,7 @@ export function parseDrvPath(drvPath: string): ParsedDrvPath {
 
 export function nixBuildName(drvPath: string): string {
   const { hashPart, name } = parseDrvPath(drvPath);
-  const readable = name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
-  return `${hashPart}-${readable}`.slice(0, MAX_NAME_LENGTH).replace(/-+$/, '');
+  return nixBuildNameOf(hashPart, name);
 }
 
 /** The Job of one attempt: the NixBuild's own name first, `-retryN` for the retries. */
