@@ -28,6 +28,12 @@ export interface GatewayConfig {
   readonly maxSilentTime: number;
   /** `name:base64` Ed25519 keys whose signatures make an uploaded path acceptable. */
   readonly trustedPublicKeys: readonly string[];
+  /**
+   * Cluster mode: builds become NixBuild objects (kubeconfig from KUBECONFIG, ~/.kube/config
+   * or the pod's service account); undefined = the embedded default (local children).
+   * `namespace` undefined: the kubeconfig context's (in a pod: its own).
+   */
+  readonly kubernetes?: { readonly namespace: string | undefined } | undefined;
 }
 
 interface Setting {
@@ -130,6 +136,12 @@ export function configHelp(): string {
       `  --${s.flag} VALUE`.padEnd(34) +
       `${s.help}\n${' '.repeat(34)}env ${s.env}, default ${s.default('$DATA_DIR')}`,
   );
+  rows.push(
+    `  --kubernetes`.padEnd(34) +
+      `build on Kubernetes (NixBuild objects; kubeconfig from KUBECONFIG,\n${' '.repeat(34)}~/.kube/config or in-cluster); env NIXYARD_KUBERNETES=true`,
+    `  --namespace NAME`.padEnd(34) +
+      `namespace of the NixBuilds (with --kubernetes)\n${' '.repeat(34)}env NIXYARD_NAMESPACE, default the kubeconfig context's`,
+  );
   return rows.join('\n');
 }
 
@@ -175,12 +187,18 @@ export function loadGatewayConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): GatewayConfig {
-  const options = Object.fromEntries(
-    Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }]),
-  );
+  const options = {
+    ...Object.fromEntries(Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }])),
+    kubernetes: { type: 'boolean' as const },
+    namespace: { type: 'string' as const },
+  };
   const { values } = parseArgs({ args: [...argv], options, allowPositionals: false });
+  const kubernetes =
+    values.kubernetes === true || /^(1|true|yes)$/i.test(env.NIXYARD_KUBERNETES ?? '')
+      ? { namespace: values.namespace ?? (env.NIXYARD_NAMESPACE || undefined) }
+      : undefined;
   const get = (s: Setting, dataDir: string): string => {
-    const v = values[s.flag];
+    const v = (values as Record<string, string | boolean | undefined>)[s.flag];
     return typeof v === 'string' ? v : (env[s.env] ?? s.default(dataDir));
   };
   const dataDir = resolve(get(SETTINGS.dataDir, ''));
@@ -204,5 +222,6 @@ export function loadGatewayConfig(
     trustedPublicKeys: get(SETTINGS.trustedPublicKeys, dataDir)
       .split(/\s+/)
       .filter((k) => k !== ''),
+    kubernetes,
   };
 }
