@@ -255,8 +255,10 @@ export class LocalStore {
     return verifyStore(this.ctx, options);
   }
 
-  reindex(): Promise<ReindexReport> {
-    return reindex(this.ctx);
+  async reindex(): Promise<ReindexReport> {
+    const report = await reindex(this.ctx);
+    await this.index.reindexed?.();
+    return report;
   }
 }
 

@@ -25,4 +25,9 @@ export interface PathIndex {
   /** The valid path with this 32-character hash part, if any. */
   fromHashPart(hashPart: string): Promise<string | undefined>;
   clear(): Promise<void>;
+  /**
+   * Told when a complete reindex has just filled the index (optional): a shared index
+   * remembers it, so replicas that start later need not rebuild it again.
+   */
+  reindexed?(): Promise<void>;
 }

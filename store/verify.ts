@@ -167,15 +167,22 @@ export interface ReindexReport {
 
 /**
  * Rebuilds the index from the records: puts every record, then drops entries without
- * one. The index is never empty in between, so it can run while the store serves.
+ * one. The index is never empty in between, so it can run while the store serves, and
+ * while other processes write to a shared (Redis) index: each entry is replaced in
+ * place, never removed and re-added, and the final pass asks the volume again about
+ * every entry, so a path deleted since the scan is dropped even if the scan saw it.
+ * (What it cannot see: another process changing a record's signatures between the scan
+ * and the put leaves the older signatures in the index until the next reindex; `verify`
+ * reports it as index-differs.)
  */
 export async function reindex(ctx: StoreContext): Promise<ReindexReport> {
   const { infos, problems } = await scanRecords(ctx);
   for (const info of infos.values()) await ctx.index.put(info);
   let dropped = 0;
   for (const path of await ctx.index.all()) {
-    // Re-check on disk: an import may have registered it since the scan.
-    if (!infos.has(path) && !(await exists(ctx.layout.recordPath(path)))) {
+    // Re-check on disk: an import may have registered it since the scan, or a deletion
+    // removed it since.
+    if (!(await exists(ctx.layout.recordPath(path)))) {
       await ctx.index.delete(path);
       dropped++;
     }
