@@ -1,4 +1,6 @@
-import { configHelp, loadGatewayConfig } from '../../gateway/config.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { BuildService } from '../../gateway/builds/service.js';
+import { configHelp, loadGatewayConfig, type GatewayConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/gateway.js';
 import { localBuilds, storeHandlers } from '../../gateway/handlers.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
@@ -23,7 +25,9 @@ export const gatewayCommand: Command = {
     const config = loadGatewayConfig(argv);
     const store = await LocalStore.open({ dataDir: config.dataDir });
     const metrics = new GatewayMetrics();
-    const builds = localBuilds(store, config);
+    const builds = config.kubernetes
+      ? clusterBuilds(store, config, config.kubernetes)
+      : localBuilds(store, config);
     const gateway = await startGateway(config, {
       handlers: storeHandlers(store, config, metrics, builds),
       metrics,
@@ -39,3 +43,20 @@ export const gatewayCommand: Command = {
     return 0;
   },
 };
+
+/** Cluster mode: kubeconfig from KUBECONFIG, ~/.kube/config or the pod's service account. */
+function clusterBuilds(
+  store: LocalStore,
+  config: GatewayConfig,
+  cluster: { readonly namespace: string | undefined },
+): BuildService {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const namespace =
+    cluster.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
+  return BuildService.kubernetes(
+    store,
+    { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
+    { kubeConfig, namespace },
+  );
+}
