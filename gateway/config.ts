@@ -34,6 +34,8 @@ export interface GatewayConfig {
    * `namespace` undefined: the kubeconfig context's (in a pod: its own).
    */
   readonly kubernetes?: { readonly namespace: string | undefined } | undefined;
+  /** The cluster's Redis, holding the index shared with other replicas and build pods; undefined = in-process. */
+  readonly redisUrl?: string | undefined;
 }
 
 interface Setting {
@@ -120,6 +122,12 @@ const SETTINGS = {
     flag: 'trusted-public-keys',
     env: 'NIXYARD_TRUSTED_PUBLIC_KEYS',
     help: 'space-separated name:base64 keys; uploads signed by them are accepted',
+    default: () => '',
+  },
+  redisUrl: {
+    flag: 'redis-url',
+    env: 'NIXYARD_REDIS_URL',
+    help: 'Redis holding the index shared by replicas and build pods, redis://HOST:PORT/DB (empty: in-process)',
     default: () => '',
   },
   logLevel: {
@@ -223,5 +231,6 @@ export function loadGatewayConfig(
       .split(/\s+/)
       .filter((k) => k !== ''),
     kubernetes,
+    redisUrl: get(SETTINGS.redisUrl, dataDir) || undefined,
   };
 }

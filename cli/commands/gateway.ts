@@ -5,6 +5,7 @@ import { startGateway } from '../../gateway/gateway.js';
 import { localBuilds, storeHandlers } from '../../gateway/handlers.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
 import { LocalStore } from '../../store/local-store.js';
+import { RedisPathIndex } from '../../store/redis-index.js';
 import type { Command } from '../command.js';
 
 const usage = `Usage: nixyard gateway [options]
@@ -23,7 +24,12 @@ export const gatewayCommand: Command = {
   usage,
   async run(argv) {
     const config = loadGatewayConfig(argv);
-    const store = await LocalStore.open({ dataDir: config.dataDir });
+    // With Redis the index is shared: rebuild it only if no one has since Redis lost it.
+    const redis = config.redisUrl === undefined ? undefined : await RedisPathIndex.connect(config.redisUrl);
+    const store = await LocalStore.open({
+      dataDir: config.dataDir,
+      ...(redis ? { index: redis, reindex: !(await redis.isPopulated()) } : {}),
+    });
     const metrics = new GatewayMetrics();
     const builds = config.kubernetes
       ? clusterBuilds(store, config, config.kubernetes)
@@ -35,7 +41,9 @@ export const gatewayCommand: Command = {
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
         gateway.log.info({ signal }, 'stopping');
-        void Promise.all([gateway.close(), builds.close()]).then(() => resolve());
+        void Promise.all([gateway.close(), builds.close()])
+          .then(() => redis?.close())
+          .then(() => resolve());
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
