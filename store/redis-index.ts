@@ -23,7 +23,7 @@ import { HASH_PART_LENGTH, STORE_DIR } from '../nix/store-path.js';
 import type { PathIndex } from './path-index.js';
 import type { PathInfo } from './path-info.js';
 import { parseRecord, serializeRecord } from './records.js';
-import { escapeGlob, redisCall } from './redis.js';
+import { connectRedis, escapeGlob, redisCall, type RedisConnectOptions } from './redis.js';
 
 export const DEFAULT_REDIS_PREFIX = 'nixyard:';
 
@@ -31,7 +31,7 @@ export const DEFAULT_REDIS_PREFIX = 'nixyard:';
 const CHUNK = 4096;
 
 export interface RedisPathIndexOptions {
-  /** Key prefix (default `nixyard:`); one per store sharing a Redis. */
+  /** Key prefix (default `$NIXYARD_REDIS_PREFIX`, else `nixyard:`); one per store sharing a Redis. */
   readonly prefix?: string;
   /** Logical store directory the records name (default /nix/store). */
   readonly storeDir?: string;
@@ -81,6 +81,35 @@ export class RedisPathIndex implements PathIndex {
   ) {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.storeDir = options.storeDir ?? STORE_DIR;
+  }
+
+  /**
+   * Connects to the Redis at `url` and checks that it answers, so a wrong URL or a
+   * Redis that is down fails here with ERR_STORE_REDIS_UNAVAILABLE, not at the first
+   * query. `close()` the index when done.
+   */
+  static async connect(
+    url: string,
+    options: RedisPathIndexOptions & RedisConnectOptions = {},
+  ): Promise<RedisPathIndex> {
+    const client = connectRedis(url, options);
+    const prefix = options.prefix ?? (process.env['NIXYARD_REDIS_PREFIX'] || undefined);
+    const index = new RedisPathIndex(client, { ...options, ...(prefix === undefined ? {} : { prefix }) });
+    try {
+      await redisCall(client, 'connect', async () => {
+        await client.connect();
+        await client.ping();
+      });
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+    return index;
+  }
+
+  /** Closes the connection (after the replies to commands already sent). */
+  async close(): Promise<void> {
+    await this.client.quit().catch(() => this.client.disconnect());
   }
 
   private key(...parts: string[]): string {

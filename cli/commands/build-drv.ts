@@ -9,6 +9,8 @@ import { parseArgs } from 'node:util';
 import { parseDerivation } from '../../nix/derivation/aterm.js';
 import { parseStorePath } from '../../nix/store-path.js';
 import { LocalStore } from '../../store/local-store.js';
+import { redisUrlFrom } from '../../store/redis.js';
+import { RedisPathIndex } from '../../store/redis-index.js';
 import {
   buildDerivation,
   exitCodeOf,
@@ -19,12 +21,16 @@ import { UsageError, type Command } from '../command.js';
 
 const USAGE = `Usage: nixyard build-drv /nix/store/…drv [--data-dir DIR] [--cores N] [--timeout S]
                           [--max-silent-time S] [--keep-failed]
-                          [--derivation-file FILE] [--result-fd N]
+                          [--derivation-file FILE] [--result-fd N] [--redis-url URL]
 
 Builds the derivation in a bubblewrap sandbox. The .drv and its input closure must be
 valid in the store at DIR (default $NIXYARD_DATA_DIR or ./data). Prints the output paths.
 Exit status as nix-build: 0 ok, 100 builder failed, 101 timed out, 102 hash mismatch,
 1 other failures. SIGTERM/SIGINT cancel the build (nothing is registered).
+
+With --redis-url URL (default $NIXYARD_REDIS_URL), the store's index is the cluster's
+shared one in Redis: inputs are looked up there, and the outputs are registered in
+both the records on the volume and Redis, so every gateway replica sees them at once.
 
 For the gateway's executors:
   --derivation-file FILE  build the derivation in FILE (ATerm) under the name of the
@@ -56,6 +62,7 @@ export const buildDrvCommand: Command = {
         'keep-failed': { type: 'boolean', short: 'K' },
         'derivation-file': { type: 'string' },
         'result-fd': { type: 'string' },
+        'redis-url': { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UsageError('exactly one .drv path expected');
@@ -71,11 +78,6 @@ export const buildDrvCommand: Command = {
       silent !== undefined ? { maxSilentTime: silent } : {},
       values['keep-failed'] ? { keepFailed: true } : {},
     );
-    const store = await LocalStore.open({
-      dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
-      cleanStaging: false,
-      index: 'records',
-    });
     const resultFd = int(values['result-fd'], '--result-fd');
     const derivationFile = values['derivation-file'];
     const derivation =
@@ -84,6 +86,16 @@ export const buildDrvCommand: Command = {
         : parseDerivation(await readFile(derivationFile), {
             name: parseStorePath(drvPath).name.replace(/\.drv$/, ''),
           });
+    const redisUrl = redisUrlFrom(values['redis-url']);
+    const redisIndex = redisUrl === undefined ? undefined : await RedisPathIndex.connect(redisUrl);
+    const store = await LocalStore.open({
+      dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
+      cleanStaging: false,
+      ...(redisIndex ? { index: redisIndex, reindex: false } : { index: 'records' }),
+    }).catch(async (err: unknown) => {
+      await redisIndex?.close();
+      throw err;
+    });
     const controller = new AbortController();
     const cancel = (): void => controller.abort();
     process.once('SIGTERM', cancel);
@@ -115,6 +127,7 @@ export const buildDrvCommand: Command = {
     } finally {
       process.off('SIGTERM', cancel);
       process.off('SIGINT', cancel);
+      await redisIndex?.close();
     }
   },
 };
