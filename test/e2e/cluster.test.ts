@@ -1,0 +1,281 @@
+/**
+ * End to end on the simulated cluster (test/e2e/sim-env.ts): the real nix client over the
+ * real OpenSSH client → the cluster-mode gateway → NixBuild objects → the real operator →
+ * Jobs → pods running the real `nixyard build-drv` (dist/) as local processes, with the
+ * store PVC mapped to the gateway's data directory → outputs in the store → results and
+ * live logs back to the client, as the embedded default gives them.
+ *
+ * Needs dist/ (`npx tsc -p tsconfig.build.json`).
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import * as k8s from '@kubernetes/client-node';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { nixBuildName } from '../../k8s/names.js';
+import { ensureTools } from '../sim/tools.js';
+import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
+import { makeWorkDir, runCommand } from '../support/scenario.js';
+import { startNixyardSim, type NixyardSim } from './sim-env.js';
+
+const run = promisify(execFile);
+
+let sim: NixyardSim;
+let embedded: StoreGatewayHarness;
+let work: string;
+let custom: k8s.CustomObjectsApi;
+let core: k8s.CoreV1Api;
+let batch: k8s.BatchV1Api;
+
+beforeAll(async () => {
+  [sim, embedded, work] = await Promise.all([startNixyardSim(), startStoreGateway(), makeWorkDir()]);
+  custom = sim.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  core = sim.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  batch = sim.kubeConfig.makeApiClient(k8s.BatchV1Api);
+}, 60_000);
+
+afterAll(async () => {
+  await sim?.close();
+  await embedded?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface NixBuildSeen {
+  metadata: { name: string };
+  spec: { drvPath: string; system: string; requesters?: string[] };
+  status?: {
+    phase?: string;
+    nodeName?: string;
+    podName?: string;
+    outputs?: { name: string; path: string }[];
+  };
+}
+
+async function nixBuilds(): Promise<NixBuildSeen[]> {
+  const list = (await custom.listNamespacedCustomObject({
+    group: 'nixyard.dev',
+    version: 'v1alpha1',
+    namespace: sim.namespace,
+    plural: 'nixbuilds',
+  })) as { items: NixBuildSeen[] };
+  return list.items;
+}
+
+async function nixBuild(drvPath: string): Promise<NixBuildSeen | undefined> {
+  return (await nixBuilds()).find((nb) => nb.metadata.name === nixBuildName(drvPath));
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `nix build … 2>&1` against a gateway. */
+function nixBuild2(
+  env: NodeJS.ProcessEnv,
+  storeUrl: string,
+  args: readonly string[],
+): Promise<{ output: string; exit: number }> {
+  return runCommand(['nix', 'build', '--eval-store', 'auto', '--store', storeUrl, '--no-link', ...args], {
+    env,
+    cwd: work,
+  });
+}
+
+/** The same lines (builds of independent derivations may start in another order), and each build's log in order. */
+function expectSameOutput(cluster: string, local: string): void {
+  const lines = (s: string) => s.split('\n');
+  expect([...lines(cluster)].sort()).toEqual([...lines(local)].sort());
+  const prefixed = (s: string) => {
+    const byDrv = new Map<string, string[]>();
+    for (const l of lines(s)) {
+      const m = /^([\w.+-]+)> (.*)$/.exec(l);
+      if (m) byDrv.set(m[1]!, [...(byDrv.get(m[1]!) ?? []), m[2]!]);
+    }
+    return Object.fromEntries(byDrv);
+  };
+  expect(prefixed(cluster)).toEqual(prefixed(local));
+}
+
+/** A derivation running `script` with busybox, unique to this run. */
+async function writeDrvFile(
+  name: string,
+  script: string,
+  system = 'builtins.currentSystem',
+): Promise<string> {
+  const file = join(work, `${name}.nix`);
+  await writeFile(
+    file,
+    `let bb = builtins.path { path = ./bbdir; name = "busybox"; }; B = "\${bb}/bin/busybox"; in
+derivation {
+  name = "${name}";
+  salt = "${process.pid}-${Date.now()}";
+  system = ${system};
+  builder = B;
+  inherit B;
+  args = [ "sh" "-e" "-c" ${JSON.stringify(script)} ];
+}
+`,
+  );
+  return file;
+}
+
+async function instantiate(file: string): Promise<string> {
+  const r = await runCommand(['nix-instantiate', file], { env: sim.env, cwd: work });
+  expect(r.exit).toBe(0);
+  return r.output.trim().split('\n').at(-1)!;
+}
+
+describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster', () => {
+  const salt = `e2e-${process.pid}-${Date.now()}`;
+  const args = ['-f', 'dag.nix', '--argstr', 'salt', salt, 'top', '-L', '--json'];
+  let clusterRun: { output: string; exit: number };
+
+  test('builds every derivation as a NixBuild → Job → pod, with the embedded default’s output', async () => {
+    const [c, l] = await Promise.all([
+      nixBuild2(sim.env, sim.storeUrl, args),
+      nixBuild2(embedded.env, embedded.storeUrl, args),
+    ]);
+    clusterRun = c;
+    expect(l.exit).toBe(0);
+    if (c.exit !== 0) throw new Error(c.output + JSON.stringify(await nixBuilds(), null, 1));
+    expect(c.output).toContain('logger> log line 3 on stderr');
+    expectSameOutput(c.output, l.output);
+    const built = await nixBuilds();
+    const names = built.map((nb) => nb.spec.drvPath.replace(/^\/nix\/store\/[^-]+-/, '')).sort();
+    expect(names).toEqual(
+      expect.arrayContaining(['dep-a.drv', 'fixed-hello.drv', 'logger.drv', 'multi.drv', 'top.drv']),
+    );
+    for (const nb of built) {
+      expect(nb.status?.phase).toBe('Succeeded');
+      expect(nb.status?.nodeName).toBe('node-amd64-0');
+    }
+    // The outputs are the same store paths, with the same contents, as the embedded build's.
+    const [{ outputs }] = JSON.parse(c.output.trim().split('\n').at(-1)!) as [{ outputs: { out: string } }];
+    const top = outputs.out;
+    const info = async (env: NodeJS.ProcessEnv, url: string) =>
+      JSON.parse(
+        (await runCommand(['nix', 'path-info', '-r', '--json', '--store', url, top], { env, cwd: work }))
+          .output,
+      ) as { path: string; narHash: string }[];
+    const facts = (l: { path: string; narHash: string }[]) => l.map((i) => `${i.path} ${i.narHash}`).sort();
+    expect(facts(await info(sim.env, sim.storeUrl))).toEqual(
+      facts(await info(embedded.env, embedded.storeUrl)),
+    );
+  });
+
+  test('building again: everything valid, nothing built', async () => {
+    expect(clusterRun.exit).toBe(0);
+    const again = await nixBuild2(sim.env, sim.storeUrl, args);
+    expect(again.exit).toBe(0);
+    expect(again.output).not.toContain('building');
+  });
+
+  test('kubectl get nixbuilds shows them Succeeded', async () => {
+    const { kubectl } = await ensureTools('v35');
+    const home = await mkdtemp(join(tmpdir(), 'nixyard-kubectl-'));
+    try {
+      const { stdout } = await run(kubectl, ['-n', sim.namespace, 'get', 'nixbuilds'], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, KUBECONFIG: sim.kubeconfigPath },
+      });
+      const rows = stdout.trim().split('\n');
+      expect(rows[0]!.split(/\s+/)).toEqual(['NAME', 'SYSTEM', 'PHASE', 'NODE', 'AGE', 'DURATION']);
+      const top = rows.find((r) => /-top\s/.test(r));
+      expect(top).toMatch(/x86_64-linux\s+Succeeded\s+node-amd64-0\s/);
+      expect(rows.slice(1).every((r) => /\sSucceeded\s/.test(r))).toBe(true);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sessions', () => {
+  test('two sessions, same derivation: one NixBuild with both requesters, one Job, both succeed', async () => {
+    const file = await writeDrvFile(
+      'shared',
+      'echo token $RANDOM$RANDOM; for i in 1 2 3 4 5 6 7 8; do echo tick $i; $B sleep 0.25; done; echo ok > $out',
+    );
+    const drv = await instantiate(file);
+    const a = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
+    await until('the NixBuild to run', async () => {
+      const nb = await nixBuild(drv);
+      return nb?.status?.phase === 'Building' ? nb : undefined;
+    });
+    const b = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
+    const both = await until('two requesters', async () => {
+      const nb = await nixBuild(drv);
+      return (nb?.spec.requesters?.length ?? 0) === 2 ? nb : undefined;
+    });
+    expect(both.status?.phase).not.toBe('Succeeded');
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra.exit).toBe(0);
+    expect(rb.exit).toBe(0);
+    const token = (s: string) => /token (\d+)/.exec(s)?.[1];
+    expect(token(ra.output)).toBeDefined();
+    expect(token(rb.output)).toBe(token(ra.output));
+    const jobs = await batch.listNamespacedJob({
+      namespace: sim.namespace,
+      labelSelector: `nixyard.dev/nixbuild=${nixBuildName(drv)}`,
+    });
+    expect(jobs.items).toHaveLength(1);
+  });
+
+  test('a client that disconnects: its NixBuild is cancelled, no pod is left', async () => {
+    const file = await writeDrvFile('abandoned', 'echo started; $B sleep 60; echo never > $out');
+    const drv = await instantiate(file);
+    const child = spawn(
+      'nix',
+      ['build', '--eval-store', 'auto', '--store', sim.storeUrl, '-f', file, '--no-link', '-L'],
+      { env: sim.env, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (text += c.toString()));
+    const exited = new Promise<void>((r) => child.on('close', () => r()));
+    await until('the build log', async () => (text.includes('abandoned> started') ? true : undefined));
+    child.kill('SIGKILL');
+    await exited;
+    const name = nixBuildName(drv);
+    const nb = await until('the NixBuild cancelled', async () => {
+      const found = await nixBuild(drv);
+      return !found || found.status?.phase === 'Cancelled' ? (found ?? { gone: true }) : undefined;
+    });
+    expect(nb).toBeDefined();
+    await until(
+      'no pod left',
+      async () => {
+        const pods = await core.listNamespacedPod({
+          namespace: sim.namespace,
+          labelSelector: `nixyard.dev/nixbuild=${name}`,
+        });
+        return pods.items.length === 0 ? true : undefined;
+      },
+      20_000,
+    );
+    expect(await sim.store.isValid(drv.replace(/\.drv$/, ''))).toBe(false);
+  });
+});
+
+describe('aarch64-linux', () => {
+  test('an aarch64-linux derivation is built by a pod on the arm64 node', async () => {
+    const file = await writeDrvFile(
+      'on-arm',
+      'echo built on the arm64 node; echo arm > $out',
+      '"aarch64-linux"',
+    );
+    const drv = await instantiate(file);
+    const r = await nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L', '--json']);
+    expect(r.exit).toBe(0);
+    expect(r.output).toContain('on-arm> built on');
+    const nb = await nixBuild(drv);
+    expect(nb?.spec.system).toBe('aarch64-linux');
+    expect(nb?.status).toMatchObject({ phase: 'Succeeded', nodeName: 'node-arm64-0' });
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Nixyard on the simulated cluster, whole: the simulated API server with an amd64 and an
+ * arm64 node, the NixBuild CRD, the real operator (in this process) and a cluster-mode
+ * gateway on loopback that the real nix reaches over the real OpenSSH client. Build pods
+ * run the real `nixyard build-drv` (dist/) as local processes of the sim kubelet, with
+ * the store PVC mapped to the gateway's data directory.
+ *
+ * `npm run sim` (test/sim/run.ts) and test/e2e/cluster.test.ts start it.
+ *
+ * aarch64: the runner builds only the machine's own system. Pods on the arm64 node run
+ * build-drv with `process.arch` set to `arm64` (test/e2e/arm64-preload.mjs asks the API
+ * server which node's arch the pod has), so an `aarch64-linux` derivation whose builder is
+ * this machine's (x86-64) busybox builds there; elsewhere it is refused as on a real node.
+ */
+import * as k8s from '@kubernetes/client-node';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { parseAllDocuments } from 'yaml';
+import { BuildService } from '../../gateway/builds/service.js';
+import { storeHandlers } from '../../gateway/handlers.js';
+import { loadOperatorConfig } from '../../operator/config.js';
+import { startOperator, type RunningOperator } from '../../operator/operator.js';
+import type { PoolConfig } from '../../operator/pools.js';
+import { LocalStore } from '../../store/local-store.js';
+import { startSimCluster, type SimCluster } from '../sim/cluster.js';
+import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = resolve(HERE, '../..');
+export const CRD_FILE = join(REPO_ROOT, 'crds', 'nixbuilds.nixyard.dev.yaml');
+export const NIXYARD_MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+const ARM64_PRELOAD = join(HERE, 'arm64-preload.mjs');
+
+export const POOLS: readonly PoolConfig[] = [
+  {
+    name: 'amd64',
+    systems: ['x86_64-linux'],
+    features: ['big-parallel', 'benchmark', 'nixos-test', 'kvm'],
+    nodeSelector: {},
+    tolerations: [],
+    resources: { requests: { cpu: '1', memory: '1Gi' } },
+    podLabels: {},
+    podAnnotations: {},
+  },
+  {
+    name: 'arm64',
+    systems: ['aarch64-linux'],
+    features: [],
+    nodeSelector: {},
+    tolerations: [],
+    resources: { requests: { cpu: '1', memory: '1Gi' } },
+    podLabels: {},
+    podAnnotations: {},
+  },
+];
+
+export interface NixyardSim {
+  readonly cluster: SimCluster;
+  readonly operator: RunningOperator;
+  readonly gateway: GatewayHarness;
+  readonly store: LocalStore;
+  readonly builds: BuildService;
+  readonly namespace: string;
+  readonly kubeConfig: k8s.KubeConfig;
+  readonly kubeconfigPath: string;
+  /** ssh-ng://gateway, with `env.NIX_SSHOPTS` pointing at the harness's ssh_config. */
+  readonly storeUrl: string;
+  readonly env: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+export interface NixyardSimOptions {
+  readonly namespace?: string;
+  readonly log?: Logger;
+  /** Fixed API server port (default: any). */
+  readonly port?: number;
+  readonly kubeconfigPath?: string;
+}
+
+export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<NixyardSim> {
+  const namespace = options.namespace ?? 'nixyard';
+  const log = options.log ?? pino({ level: process.env.NIXYARD_TEST_LOG ?? 'silent' });
+  // The store volume. Not under /tmp: the sim kubelet rewrites mount paths in argv one
+  // after another, so the build pod's /tmp (its build-dir emptyDir) would be rewritten
+  // again inside a store path under /tmp.
+  const volumes = await mkdtemp(join('/var/tmp', 'nixyard-sim-'));
+  const dataDir = join(volumes, 'store');
+  // Every container's environment; the API server's URL is known once it listens.
+  const baseEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/',
+    NIXYARD_SIM_NAMESPACE: namespace,
+  };
+  const cluster = await startSimCluster({
+    namespaces: [namespace],
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.kubeconfigPath !== undefined ? { kubeconfigPath: options.kubeconfigPath } : {}),
+    volumeMap: (v) => {
+      if (v.kind !== 'persistentVolumeClaim' || v.source !== 'nixyard-store')
+        throw new Error(`no local directory for ${v.kind} ${v.source}`);
+      return dataDir;
+    },
+    commands: { nixyard: [process.execPath, '--import', ARM64_PRELOAD, NIXYARD_MAIN] },
+    baseEnv,
+  });
+  // The arm64 preload asks the API server where its pod runs.
+  baseEnv.NIXYARD_SIM_API = cluster.url;
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromFile(cluster.kubeconfigPath);
+  const ext = kubeConfig.makeApiClient(k8s.ApiextensionsV1Api);
+  const [crd] = parseAllDocuments(await readFile(CRD_FILE, 'utf8')).map((d) => d.toJS() as object);
+  await ext.createCustomResourceDefinition({
+    body: k8s.loadYaml<k8s.V1CustomResourceDefinition>(JSON.stringify(crd)),
+  });
+
+  const operatorConfig = loadOperatorConfig(
+    [
+      `--namespace=${namespace}`,
+      '--image=ghcr.io/nixyard/nixyard:sim',
+      '--metrics-listen=127.0.0.1:0',
+      '--leader-election=false',
+      '--relist-interval=30',
+    ],
+    { POD_NAME: 'nixyard-operator-0' },
+  );
+  const operator = await startOperator(operatorConfig, {
+    kubeConfig,
+    pools: [...POOLS],
+    log: log.child({ component: 'operator' }),
+  });
+
+  let store: LocalStore | undefined;
+  let builds: BuildService | undefined;
+  const gateway = await startGatewayHarness(
+    (config, metrics) => {
+      if (!store) throw new Error('store not opened');
+      builds = BuildService.kubernetes(
+        store,
+        { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
+        { kubeConfig, namespace, log: log.child({ component: 'kubernetes-scheduler' }) },
+      );
+      return storeHandlers(store, config, metrics, builds);
+    },
+    ['--kubernetes', '--namespace', namespace],
+    async () => {
+      store = await LocalStore.open({ dataDir });
+    },
+  );
+  if (!store || !builds) throw new Error('gateway not started');
+  const openedStore = store;
+  const openedBuilds = builds;
+  return {
+    cluster,
+    operator,
+    gateway,
+    store: openedStore,
+    builds: openedBuilds,
+    namespace,
+    kubeConfig,
+    kubeconfigPath: cluster.kubeconfigPath,
+    storeUrl: gateway.storeUrl,
+    env: gateway.env,
+    async close() {
+      await openedBuilds.close();
+      await gateway.stop();
+      await operator.close();
+      await cluster.close();
+      await rm(volumes, { recursive: true, force: true });
+    },
+  };
+}
