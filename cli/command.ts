@@ -1,8 +1,6 @@
 /** A `nixyard` subcommand: `nixyard <name> …` dispatches to `run` with the rest of argv. */
 export interface Command {
   readonly name: string;
-  /** One line for `nixyard --help`. */
-  readonly summary: string;
   /** Full text for `nixyard <name> --help`. */
   readonly usage: string;
   /** Returns the process exit code. Throw `UsageError` for bad arguments. */

@@ -25,11 +25,12 @@ export async function dispatch(argv: readonly string[], io: CommandIO = processI
     io.stdout.write(topLevelHelp());
     return name === undefined ? 2 : 0;
   }
-  const command: Command | undefined = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     io.stderr.write(`nixyard: unknown command '${name}'\n\n${topLevelHelp()}`);
     return 2;
   }
+  const command: Command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(command.usage.endsWith('\n') ? command.usage : `${command.usage}\n`);
     return 0;

@@ -48,7 +48,6 @@ function int(v: string | undefined, flag: string): number | undefined {
 
 export const buildDrvCommand: Command = {
   name: 'build-drv',
-  summary: 'build one derivation in the sandbox, like nix-build',
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parseArgs({

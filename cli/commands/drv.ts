@@ -155,7 +155,6 @@ async function check(argv: readonly string[], out: NodeJS.WritableStream): Promi
 
 export const drvCommand: Command = {
   name: 'drv',
-  summary: 'show derivations as JSON (like nix show-derivation) or check their store paths',
   usage: USAGE,
   async run(argv, io) {
     const [sub, ...rest] = argv;

@@ -20,7 +20,6 @@ ${configHelp()}
 
 export const gatewayCommand: Command = {
   name: 'gateway',
-  summary: 'run the SSH gateway that Nix clients use as a remote store',
   usage,
   async run(argv) {
     const config = loadGatewayConfig(argv);

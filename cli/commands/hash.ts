@@ -27,7 +27,6 @@ export function parseEncodingFlags(values: Partial<Record<HashEncoding, boolean 
 
 export const hashCommand: Command = {
   name: 'hash',
-  summary: "hash a path's NAR or a file's contents like 'nix hash path|file'",
   usage,
   async run(argv, io) {
     const { positionals, values } = parseArgs({

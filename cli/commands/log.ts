@@ -28,7 +28,6 @@ function defaultDataDir(): string {
 
 export const logCommand: Command = {
   name: 'log',
-  summary: 'print the stored build log of a derivation or of an output path',
   usage: USAGE,
   async run(argv, io) {
     const { values, positionals } = parseArgs({

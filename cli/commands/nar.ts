@@ -67,7 +67,6 @@ const subcommands: Record<string, (args: string[], io: CommandIO) => Promise<num
 
 export const narCommand: Command = {
   name: 'nar',
-  summary: "pack, unpack and list NAR archives like 'nix-store --dump/--restore'",
   usage,
   run(argv, io) {
     const [sub, ...rest] = argv;

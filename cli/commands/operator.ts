@@ -31,7 +31,6 @@ The pools file is a JSON list (the Helm chart renders its values' pools into it)
 
 export const operatorCommand: Command = {
   name: 'operator',
-  summary: 'run the Kubernetes operator that builds NixBuild resources as Jobs',
   usage,
   async run(argv, io) {
     let operator;

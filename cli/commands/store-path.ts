@@ -22,7 +22,6 @@ Options:
 
 export const storePathCommand: Command = {
   name: 'store-path',
-  summary: "compute the store path 'nix-store --add[-fixed]' would give a file or tree",
   usage,
   async run(argv, io) {
     const { positionals, values } = parseArgs({

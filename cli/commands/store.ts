@@ -69,7 +69,6 @@ async function reindex(store: LocalStore, io: CommandIO): Promise<number> {
 
 export const storeCommand: Command = {
   name: 'store',
-  summary: 'verify a store data directory or rebuild its index',
   usage,
   async run(argv, io) {
     const { positionals, values } = parseArgs({
