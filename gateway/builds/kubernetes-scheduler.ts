@@ -391,6 +391,7 @@ export class KubernetesScheduler implements Scheduler {
     }
     const n = entry.requesters.get(options.requester) ?? 0;
     entry.requesters.set(options.requester, n + 1);
+    entry.everRequested.add(options.requester);
     const keep = options.keepRunning === true && !entry.keepRunning;
     if (options.keepRunning) entry.keepRunning = true;
     const e = entry;
@@ -611,7 +612,6 @@ export class KubernetesScheduler implements Scheduler {
       const nb = await this.getNixBuild(entry.name);
       if (!nb || (entry.uid !== undefined && nb.metadata.uid !== entry.uid)) return undefined;
       const mine = new Set(entry.requesters.keys());
-      for (const r of mine) entry.everRequested.add(r);
       const known = entry.everRequested;
       const others = (nb.spec.requesters ?? []).filter((r) => !known.has(r) || mine.has(r));
       const requesters = [...new Set([...others, ...mine])].sort();
