@@ -239,7 +239,9 @@ describe('sessions', () => {
     child.stdout.on('data', (c: Buffer) => (text += c.toString()));
     child.stderr.on('data', (c: Buffer) => (text += c.toString()));
     const exited = new Promise<void>((r) => child.on('close', () => r()));
-    await until('the build log', async () => (text.includes('abandoned> started') ? true : undefined));
+    await until('the build log', () =>
+      Promise.resolve(text.includes('abandoned> started') ? true : undefined),
+    );
     child.kill('SIGKILL');
     await exited;
     const name = nixBuildName(drv);
