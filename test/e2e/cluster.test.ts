@@ -281,3 +281,61 @@ describe('aarch64-linux', () => {
     expect(nb?.status).toMatchObject({ phase: 'Succeeded', nodeName: 'node-arm64-0' });
   });
 });
+
+describe('logs survive a flaky API server and a retried pod', () => {
+  const lines = (output: string, name: string) =>
+    output
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}> `))
+      .map((l) => l.slice(name.length + 2));
+  const counting = (n: number) =>
+    `for i in $($B seq 1 ${n}); do echo line $i; $B sleep 0.1; done; echo ok > $out`;
+
+  test('dropped watches, expired resourceVersions, failing log requests: every line once, in order', async () => {
+    const file = await writeDrvFile('flaky', counting(20));
+    const drv = await instantiate(file);
+    const faults = [
+      sim.cluster.server.faults.add({ method: 'GET', path: '/log$', times: 1, action: { type: 'drop' } }),
+      sim.cluster.server.faults.add({
+        method: 'GET',
+        path: '/log$',
+        times: 1,
+        action: { type: 'status', code: 500 },
+      }),
+    ];
+    try {
+      const build = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
+      await until('the build to run', async () =>
+        (await nixBuild(drv))?.status?.phase === 'Building' ? true : undefined,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      sim.cluster.server.expireResourceVersions();
+      expect(sim.cluster.server.dropWatches({ plural: 'nixbuilds' })).toBeGreaterThan(0);
+      const r = await build;
+      expect(r.exit).toBe(0);
+      expect(lines(r.output, 'flaky')).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i + 1}`));
+    } finally {
+      for (const f of faults) sim.cluster.server.faults.remove(f);
+    }
+  });
+
+  test('an OOM-killed pod is retried: its lines, then every line of the new pod, each once', async () => {
+    const file = await writeDrvFile('oom-retry', counting(10));
+    const drv = await instantiate(file);
+    const build = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
+    const first = await until('the first pod', async () => {
+      const nb = await nixBuild(drv);
+      return nb?.status?.phase === 'Building' && nb.status.podName ? nb.status.podName : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    await fetch(`${sim.cluster.url}/__sim/pods/${sim.namespace}/${first}/oomkill`, { method: 'POST' });
+    const r = await build;
+    expect(r.exit).toBe(0);
+    const got = lines(r.output, 'oom-retry');
+    const restart = got.lastIndexOf('line 1');
+    expect(restart).toBeGreaterThan(0);
+    expect(got.slice(0, restart)).toEqual(Array.from({ length: restart }, (_, i) => `line ${i + 1}`));
+    expect(got.slice(restart)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${i + 1}`));
+    expect((await nixBuild(drv))?.status).toMatchObject({ phase: 'Succeeded' });
+  });
+});
