@@ -100,6 +100,17 @@ function statusCode(e: unknown): number | undefined {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** True when `p` settled within `ms`; the timer does not outlive it. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function seconds(t: string | undefined): number {
   const ms = t ? Date.parse(t) : NaN;
   return Number.isFinite(ms) ? Math.floor(ms / 1000) : 0;
@@ -416,7 +427,7 @@ export class KubernetesScheduler implements Scheduler {
       this.enqueue(e, () => this.updateSpec(e));
       this.finish(e, cancelledOutcome('the gateway is shutting down'));
     }
-    await Promise.race([Promise.allSettled(all.map((e) => e.specQueue)), sleep(5000)]);
+    await within(Promise.allSettled(all.map((e) => e.specQueue)), 5000);
   }
 
   private newEntry(name: string, drvPath: string): Entry {
@@ -794,10 +805,7 @@ export class KubernetesScheduler implements Scheduler {
     // Every line of the final pod first: Nix shows the log before the result.
     const final = st.podName ? entry.followers.get(st.podName) : undefined;
     if (final) {
-      const drained = await Promise.race([
-        final.done.then(() => true),
-        sleep(LOG_DRAIN_MS).then(() => false),
-      ]);
+      const drained = await within(final.done, LOG_DRAIN_MS);
       if (!drained) final.stop();
     }
     const times = {
