@@ -171,6 +171,19 @@ describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster'
     );
   });
 
+  test('a failing derivation: the same error and log as the embedded default, exit 1', async () => {
+    const fail = ['-f', 'dag.nix', '--argstr', 'salt', `${salt}-fail`, 'fail', '-L'];
+    const [c, l] = await Promise.all([
+      nixBuild2(sim.env, sim.storeUrl, fail),
+      nixBuild2(embedded.env, embedded.storeUrl, fail),
+    ]);
+    expect(l.exit).toBe(1);
+    expect(c.exit).toBe(1);
+    expectSameOutput(c.output, l.output);
+    const failed = (await nixBuilds()).find((nb) => nb.spec.drvPath.endsWith('-failing.drv'));
+    expect(failed?.status).toMatchObject({ phase: 'Failed', reason: 'BuildFailed', exitCode: 100 });
+  });
+
   test('building again: everything valid, nothing built', async () => {
     expect(clusterRun.exit).toBe(0);
     const again = await nixBuild2(sim.env, sim.storeUrl, args);
@@ -178,7 +191,7 @@ describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster'
     expect(again.output).not.toContain('building');
   });
 
-  test('kubectl get nixbuilds shows them Succeeded', async () => {
+  test('kubectl get nixbuilds shows them Succeeded (the failing one Failed)', async () => {
     const { kubectl } = await ensureTools('v35');
     const home = await mkdtemp(join(tmpdir(), 'nixyard-kubectl-'));
     try {
@@ -189,7 +202,9 @@ describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster'
       expect(rows[0]!.split(/\s+/)).toEqual(['NAME', 'SYSTEM', 'PHASE', 'NODE', 'AGE', 'DURATION']);
       const top = rows.find((r) => /-top\s/.test(r));
       expect(top).toMatch(/x86_64-linux\s+Succeeded\s+node-amd64-0\s/);
-      expect(rows.slice(1).every((r) => /\sSucceeded\s/.test(r))).toBe(true);
+      const others = rows.slice(1).filter((r) => !/-failing\s/.test(r));
+      expect(others.every((r) => /\sSucceeded\s/.test(r))).toBe(true);
+      expect(rows.find((r) => /-failing\s/.test(r))).toMatch(/\sFailed\s/);
     } finally {
       await rm(home, { recursive: true, force: true });
     }
