@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { V1ConfigMap, V1Deployment, V1Role } from '@kubernetes/client-node';
 import { loadOperatorConfig } from '../../operator/config.js';
+import { loadGatewayConfig } from '../../gateway/config.js';
 import { desiredJob } from '../../operator/job-builder.js';
 import { parsePools } from '../../operator/pools.js';
 import { builtinErrors, CRD_FILE, loadYamlDocs, REPO } from '../operator/k8s-validate.js';
@@ -75,6 +76,22 @@ describe('charts/nixyard with the real helm', () => {
       }
     },
   );
+
+  test.each(VARIANTS)('the gateway reads its rendered environment as cluster mode: %s', (_, args) => {
+    for (const helm of all) {
+      const deploy = find<V1Deployment>(render(helm, args), 'Deployment', 'demo-nixyard-gateway');
+      const c = deploy.spec!.template.spec!.containers[0]!;
+      expect(c.command).toEqual(['nixyard', 'gateway']);
+      const env = Object.fromEntries(
+        (c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
+      );
+      const config = loadGatewayConfig([], env);
+      expect(config.kubernetes).toBeDefined();
+      expect(config.kubernetes?.namespace).toBeTruthy();
+      expect(config.listenPort).toBeGreaterThan(0);
+      expect(config.http).toBeDefined();
+    }
+  });
 
   test.each(VARIANTS)(
     'the operator understands its rendered flags, and its pools build valid Jobs: %s',
