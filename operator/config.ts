@@ -16,6 +16,8 @@ export interface OperatorConfig {
   readonly job: JobSettings;
   readonly metrics: { readonly host: string; readonly port: number };
   readonly maxAttempts: number;
+  /** NixBuilds reconciled at once. */
+  readonly concurrency: number;
   readonly ttlSecondsAfterFinished: number;
   readonly leaderElection: {
     readonly enabled: boolean;
@@ -95,6 +97,12 @@ const SETTINGS = {
     env: 'NIXYARD_METRICS_LISTEN',
     help: 'HTTP address of /healthz, /readyz and /metrics, HOST:PORT',
     default: '0.0.0.0:8081',
+  },
+  concurrency: {
+    flag: 'concurrency',
+    env: 'NIXYARD_RECONCILE_CONCURRENCY',
+    help: 'NixBuilds reconciled at once (each reconcile waits on a few API calls)',
+    default: '16',
   },
   maxAttempts: {
     flag: 'max-attempts',
@@ -218,6 +226,7 @@ export function loadOperatorConfig(
     },
     metrics: listen('metrics-listen', get(SETTINGS.metricsListen)),
     maxAttempts: int('max-attempts', get(SETTINGS.maxAttempts), 1, 99),
+    concurrency: int('concurrency', get(SETTINGS.concurrency), 1, 1000),
     ttlSecondsAfterFinished: int('ttl-after-finished', get(SETTINGS.ttlAfterFinished), 0),
     leaderElection: {
       enabled: leader === 'true',

@@ -95,7 +95,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
         end();
       }
     },
-    { onDepth: (d) => metrics.queueDepth.set(d) },
+    { onDepth: (d) => metrics.queueDepth.set(d), concurrency: config.concurrency },
     (name, err) =>
       log.warn({ nixbuild: name, error: String(err) }, 'reconcile failed; retrying with backoff'),
   );

@@ -113,10 +113,12 @@ describe('operator configuration', () => {
       },
       metrics: { host: '0.0.0.0', port: 8081 },
       maxAttempts: 3,
+      concurrency: 16,
       ttlSecondsAfterFinished: 3600,
       leaderElection: { enabled: true, namespace: 'builds', name: 'nixyard-operator', identity: 'op-1' },
     });
     expect(c.job.redis).toBeUndefined();
+    expect(loadOperatorConfig([...base, '--concurrency=64'], {}).concurrency).toBe(64);
     expect(loadOperatorConfig(base, { NIXYARD_REDIS_SECRET: 'redis:url' }).job.redis).toEqual({
       secretName: 'redis',
       secretKey: 'url',
@@ -127,6 +129,7 @@ describe('operator configuration', () => {
     [[]],
     [[...base, '--max-attempts=0']],
     [[...base, '--max-attempts=100']],
+    [[...base, '--concurrency=0']],
     [[...base, '--metrics-listen=8081']],
     [[...base, '--redis-url=localhost:6379']],
     [[...base, '--redis-url=redis://r', '--redis-secret=s:k']],
