@@ -78,6 +78,9 @@ export function redisUrlFrom(
   return url === undefined || url === '' ? undefined : url;
 }
 
+/** The last connection error of each client, to say why "Connection is closed". */
+const lastErrors = new WeakMap<Redis, Error>();
+
 /** A lazily connecting client; call `quit()` when done. */
 export function connectRedis(url: string, options: RedisConnectOptions = {}): Redis {
   parseRedisUrl(url);
@@ -90,9 +93,16 @@ export function connectRedis(url: string, options: RedisConnectOptions = {}): Re
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), maxBackoff),
     // Don't let a reply to a command that already timed out confuse the next one.
     autoResendUnfulfilledCommands: false,
+    // ioredis waits this long for a socket that is already closed (a failed connect)
+    // before it lets go of it; the default 2 s keeps a failing CLI alive for nothing.
+    disconnectTimeout: 500,
   });
   // Without a listener ioredis prints every failed reconnection to the console.
-  client.on('error', (err: Error) => options.onError?.(err));
+  client.on('error', (err: Error) => {
+    lastErrors.set(client, err);
+    options.onError?.(err);
+  });
+  client.on('ready', () => lastErrors.delete(client));
   return client;
 }
 
@@ -116,9 +126,11 @@ export async function redisCall<T>(client: Redis, what: string, fn: () => Promis
   } catch (err) {
     if (err instanceof Error && !(err instanceof StoreError) && isConnectionError(err)) {
       const where = `${client.options.host ?? '?'}:${client.options.port ?? '?'}`;
+      const last = lastErrors.get(client);
+      const why = last && last.message !== err.message ? `${err.message} (${last.message})` : err.message;
       throw new StoreError(
         StoreErrorCode.REDIS_UNAVAILABLE,
-        `the store's Redis at ${where} is unavailable (${what}): ${err.message}`,
+        `the store's Redis at ${where} is unavailable (${what}): ${why}`,
         { redis: where, operation: what },
         { cause: err },
       );

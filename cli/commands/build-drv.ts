@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { parseDerivation } from '../../nix/derivation/aterm.js';
 import { parseStorePath } from '../../nix/store-path.js';
 import { LocalStore } from '../../store/local-store.js';
+import { isStoreError } from '../../store/errors.js';
 import { redisUrlFrom } from '../../store/redis.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import {
@@ -86,7 +87,14 @@ export const buildDrvCommand: Command = {
             name: parseStorePath(drvPath).name.replace(/\.drv$/, ''),
           });
     const redisUrl = redisUrlFrom(values['redis-url']);
-    const redisIndex = redisUrl === undefined ? undefined : await RedisPathIndex.connect(redisUrl);
+    let redisIndex: RedisPathIndex | undefined;
+    try {
+      redisIndex = redisUrl === undefined ? undefined : await RedisPathIndex.connect(redisUrl);
+    } catch (err) {
+      if (!isStoreError(err)) throw err;
+      io.stderr.write(`error: ${err.message} [${err.code}]\n`);
+      return 1;
+    }
     const store = await LocalStore.open({
       dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
       cleanStaging: false,

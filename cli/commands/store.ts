@@ -2,6 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { LocalStore } from '../../store/local-store.js';
+import { isStoreError } from '../../store/errors.js';
 import { redisUrlFrom } from '../../store/redis.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import { UsageError, type Command, type CommandIO } from '../command.js';
@@ -38,9 +39,9 @@ async function withStore<T>(
   const st = await stat(dataDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`data directory '${dataDir}' does not exist`);
   const index = redisUrl === undefined ? undefined : await RedisPathIndex.connect(redisUrl);
+  // Never clean staging here: a gateway may be serving this directory. Never reindex
+  // on open: verify must see the shared index as it is, reindex does it itself.
   try {
-    // Never clean staging here: a gateway may be serving this directory. Never reindex
-    // on open: verify must see the shared index as it is, reindex does it itself.
     const store = await LocalStore.open({
       dataDir,
       cleanStaging: false,
@@ -84,14 +85,31 @@ export const storeCommand: Command = {
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const dataDir = values['data-dir'] ?? process.env['NIXYARD_DATA_DIR'] ?? DEFAULT_DATA_DIR;
     const redisUrl = redisUrlFrom(values['redis-url']);
-    switch (action) {
-      case 'verify':
-        return withStore(dataDir, redisUrl, (store) => verify(store, values['check-contents'] === true, io));
-      case 'reindex':
-        if (values['check-contents']) throw new UsageError('--check-contents applies to verify only');
-        return withStore(dataDir, redisUrl, (store) => reindex(store, io));
-      default:
-        throw new UsageError("expected 'verify' or 'reindex'");
+    try {
+      return await dispatchAction(action, dataDir, redisUrl, values['check-contents'] === true, io);
+    } catch (err) {
+      // Redis down or misnamed, corrupt records: the operator's to fix; say so plainly.
+      if (!isStoreError(err)) throw err;
+      io.stderr.write(`error: ${err.message} [${err.code}]\n`);
+      return 1;
     }
   },
 };
+
+function dispatchAction(
+  action: string | undefined,
+  dataDir: string,
+  redisUrl: string | undefined,
+  checkContents: boolean,
+  io: CommandIO,
+): Promise<number> {
+  switch (action) {
+    case 'verify':
+      return withStore(dataDir, redisUrl, (store) => verify(store, checkContents, io));
+    case 'reindex':
+      if (checkContents) throw new UsageError('--check-contents applies to verify only');
+      return withStore(dataDir, redisUrl, (store) => reindex(store, io));
+    default:
+      throw new UsageError("expected 'verify' or 'reindex'");
+  }
+}
