@@ -1,11 +1,9 @@
-import { KubeConfig } from '@kubernetes/client-node';
-import { BuildService } from '../../gateway/builds/service.js';
+import type { BuildService } from '../../gateway/builds/service.js';
 import { configHelp, loadGatewayConfig, type GatewayConfig } from '../../gateway/config.js';
 import { startGateway } from '../../gateway/gateway.js';
 import { localBuilds, storeHandlers } from '../../gateway/handlers.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
 import { LocalStore } from '../../store/local-store.js';
-import { RedisPathIndex } from '../../store/redis-index.js';
 import type { Command } from '../command.js';
 
 const usage = `Usage: nixyard gateway [options]
@@ -24,14 +22,18 @@ export const gatewayCommand: Command = {
   async run(argv) {
     const config = loadGatewayConfig(argv);
     // With Redis the index is shared: rebuild it only if no one has since Redis lost it.
-    const redis = config.redisUrl === undefined ? undefined : await RedisPathIndex.connect(config.redisUrl);
+    // Cluster-only modules (Redis, the Kubernetes client) load only when configured.
+    const redis =
+      config.redisUrl === undefined
+        ? undefined
+        : await (await import('../../store/redis-index.js')).RedisPathIndex.connect(config.redisUrl);
     const store = await LocalStore.open({
       dataDir: config.dataDir,
       ...(redis ? { index: redis, reindex: !(await redis.isPopulated()) } : {}),
     });
     const metrics = new GatewayMetrics();
     const builds = config.kubernetes
-      ? clusterBuilds(store, config, config.kubernetes)
+      ? await clusterBuilds(store, config, config.kubernetes)
       : localBuilds(store, config);
     const gateway = await startGateway(config, {
       handlers: storeHandlers(store, config, metrics, builds),
@@ -52,16 +54,18 @@ export const gatewayCommand: Command = {
 };
 
 /** Cluster mode: kubeconfig from KUBECONFIG, ~/.kube/config or the pod's service account. */
-function clusterBuilds(
+async function clusterBuilds(
   store: LocalStore,
   config: GatewayConfig,
   cluster: { readonly namespace: string | undefined },
-): BuildService {
+): Promise<BuildService> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { kubernetesBuilds } = await import('../../gateway/builds/kubernetes-scheduler.js');
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   const namespace =
     cluster.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
-  return BuildService.kubernetes(
+  return kubernetesBuilds(
     store,
     { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
     { kubeConfig, namespace },

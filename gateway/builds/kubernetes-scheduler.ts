@@ -29,6 +29,7 @@ import { BuildStatus } from '../../nix/protocol/worker.js';
 import type { LocalStore } from '../../store/local-store.js';
 import { derivationOutputMap, readStoreDerivation } from '../worker/derivations.js';
 import { cancelledOutcome } from './local-scheduler.js';
+import { BuildService, type BuildSettings } from './service.js';
 import type { BuildHandle, BuildOutcome, BuildStatusCode, Scheduler, SubmitOptions } from './types.js';
 
 export const GROUP = 'nixyard.dev';
@@ -859,4 +860,25 @@ function describeError(e: unknown): string {
     }
   }
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Cluster mode: each derivation becomes a NixBuild in `namespace`, built by the
+ * operator's Job on the node pool for its system, in the same store volume. (Its own
+ * module, so the embedded default never loads the Kubernetes client.)
+ */
+export function kubernetesBuilds(
+  store: LocalStore,
+  settings: Pick<BuildSettings, 'timeout' | 'maxSilentTime'>,
+  cluster: { readonly kubeConfig: k8s.KubeConfig; readonly namespace: string; readonly log?: Logger },
+): BuildService {
+  const scheduler = new KubernetesScheduler({
+    store,
+    kubeConfig: cluster.kubeConfig,
+    namespace: cluster.namespace,
+    timeout: settings.timeout,
+    maxSilentTime: settings.maxSilentTime,
+    ...(cluster.log ? { log: cluster.log } : {}),
+  });
+  return BuildService.withScheduler(store, scheduler);
 }

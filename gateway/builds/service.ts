@@ -7,10 +7,7 @@ import { join } from 'node:path';
 import type { BasicDerivation } from '../../nix/protocol/types.js';
 import type { LocalStore } from '../../store/local-store.js';
 import { basicDerivationText } from './basic-derivation.js';
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
 import { childExecutor } from './child-executor.js';
-import { KubernetesScheduler } from './kubernetes-scheduler.js';
 import { LocalScheduler } from './local-scheduler.js';
 import { Realisation, type RealiseEvents } from './realise.js';
 import type { BuildOutcome, Scheduler } from './types.js';
@@ -55,23 +52,8 @@ export class BuildService {
     return new BuildService(store, new LocalScheduler(executor, settings.maxJobs), derivationFiles);
   }
 
-  /**
-   * Cluster mode: each derivation becomes a NixBuild in `namespace`, built by the
-   * operator's Job on the node pool for its system, in the same store volume.
-   */
-  static kubernetes(
-    store: LocalStore,
-    settings: Pick<BuildSettings, 'timeout' | 'maxSilentTime'>,
-    cluster: { readonly kubeConfig: KubeConfig; readonly namespace: string; readonly log?: Logger },
-  ): BuildService {
-    const scheduler = new KubernetesScheduler({
-      store,
-      kubeConfig: cluster.kubeConfig,
-      namespace: cluster.namespace,
-      timeout: settings.timeout,
-      maxSilentTime: settings.maxSilentTime,
-      ...(cluster.log ? { log: cluster.log } : {}),
-    });
+  /** Builds go to `scheduler` (cluster mode: `kubernetesBuilds` in kubernetes-scheduler.ts). */
+  static withScheduler(store: LocalStore, scheduler: Scheduler): BuildService {
     return new BuildService(store, scheduler, new Map());
   }
 

@@ -18,7 +18,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
-import { BuildService } from '../../gateway/builds/service.js';
+import type { BuildService } from '../../gateway/builds/service.js';
+import { kubernetesBuilds } from '../../gateway/builds/kubernetes-scheduler.js';
 import { storeHandlers } from '../../gateway/handlers.js';
 import { loadOperatorConfig } from '../../operator/config.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
@@ -136,7 +137,7 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
   const gateway = await startGatewayHarness(
     (config, metrics) => {
       if (!store) throw new Error('store not opened');
-      builds = BuildService.kubernetes(
+      builds = kubernetesBuilds(
         store,
         { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
         { kubeConfig, namespace, log: log.child({ component: 'kubernetes-scheduler' }) },
