@@ -76,7 +76,10 @@ export function signPathInfo(
 }
 
 /** How many of the info's signatures are valid under `keys` (Nix's `checkSignatures`). */
-export function countValidSignatures(info: PathInfo, keys: readonly PublicKey[]): number {
+export function countValidSignatures(
+  info: Pick<PathInfo, 'path' | 'narHash' | 'narSize' | 'references' | 'sigs'>,
+  keys: readonly PublicKey[],
+): number {
   const fp = fingerprint(info);
   return new Set(info.sigs.filter((s) => verifyDetached(fp, s, keys))).size;
 }

@@ -10,7 +10,6 @@
  */
 import type { Logger } from 'pino';
 import type { ServerChannel } from 'ssh2';
-import { parseHash } from '../../nix/hash.js';
 import type { Ctx } from '../../nix/protocol/codec.js';
 import {
   encodeServeServerHello,
@@ -35,6 +34,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { PublicKey } from '../../store/signatures.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
+import { toClaim } from '../path-infos.js';
 import { closureWithOutputs } from '../worker/derivations.js';
 import { requirePermission, SERVE_COMMAND_PERMISSION } from '../permissions.js';
 import type { ClientIdentity } from '../ssh-server.js';
@@ -279,18 +279,7 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
           );
         }
         // Like nix-store --serve: signatures are not checked on this path (NoCheckSigs).
-        await store.importNar(
-          {
-            path: a.path,
-            deriver: a.deriver === '' ? undefined : a.deriver,
-            narHash: parseHash(a.narHash, 'sha256'),
-            narSize: a.narSize,
-            references: a.references,
-            sigs: a.sigs,
-            ca: a.ca === '' ? undefined : a.ca,
-          },
-          readNarFromWire(reader, { expectedSize: a.narSize }),
-        );
+        await store.importNar(toClaim(a), readNarFromWire(reader, { expectedSize: a.narSize }));
         return reply('AddToStoreNar', 1);
       }
       case 'BuildDerivation':

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { parseHash } from '../../nix/hash.js';
 import type { Ctx } from '../../nix/protocol/codec.js';
 import { readNarFromWire } from '../../nix/protocol/nar-stream.js';
-import { ValidPathInfo116, type ValidPathInfo } from '../../nix/protocol/types.js';
+import { ValidPathInfo116 } from '../../nix/protocol/types.js';
 import type { OpName } from '../../nix/protocol/worker.js';
 import type { WorkerReply, WorkerRequestArgs } from '../../nix/protocol/worker-ops.js';
 import { parseStorePathBase } from '../../nix/store-path.js';
@@ -27,6 +27,7 @@ import { countValidSignatures, type PublicKey } from '../../store/signatures.js'
 import type { NarClaim } from '../../store/staging.js';
 import type { BatchItem } from '../../store/import.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
+import { toClaim, toWireInfo } from '../path-infos.js';
 import { NixMessages, VerifyPhases } from '../nix-messages.js';
 import type { ClientIdentity } from '../ssh-server.js';
 import type { ClientLog } from './client-log.js';
@@ -69,33 +70,6 @@ type Handler<K extends OpName> = (
 
 type OpTable = { [K in OpName]?: Handler<K> };
 
-export function toWireInfo(info: PathInfo): ValidPathInfo {
-  return {
-    path: info.path,
-    deriver: info.deriver ?? '',
-    narHash: info.narHash.toBase16(),
-    references: [...info.references],
-    registrationTime: info.registrationTime,
-    narSize: info.narSize,
-    ultimate: info.ultimate,
-    sigs: [...info.sigs],
-    ca: info.ca ?? '',
-  };
-}
-
-export function toClaim(info: Omit<ValidPathInfo, 'registrationTime'>): NarClaim {
-  return {
-    path: info.path,
-    deriver: info.deriver === '' ? undefined : info.deriver,
-    narHash: parseHash(info.narHash, 'sha256'),
-    narSize: info.narSize,
-    references: info.references,
-    sigs: info.sigs,
-    ca: info.ca === '' ? undefined : info.ca,
-    ultimate: false,
-  };
-}
-
 /**
  * Nix's rule for uploads: a content-addressed path proves itself (the store checks the
  * address); any other needs a signature by a trusted key, unless a trusted client
@@ -104,8 +78,9 @@ export function toClaim(info: Omit<ValidPathInfo, 'registrationTime'>): NarClaim
 export function checkUploadSignature(claim: NarClaim, dontCheckSigs: boolean, env: OpEnv): void {
   if (dontCheckSigs && env.who.key.permissions.has('admin')) return;
   if (claim.ca !== undefined) return;
-  const info = { ...claim, narHash: parseHash(String(claim.narHash), 'sha256') } as unknown as PathInfo;
-  if (countValidSignatures({ ...info, sigs: claim.sigs ?? [] }, env.trustedPublicKeys) > 0) return;
+  const narHash = typeof claim.narHash === 'string' ? parseHash(claim.narHash, 'sha256') : claim.narHash;
+  const signed = { ...claim, narHash, sigs: claim.sigs ?? [] };
+  if (countValidSignatures(signed, env.trustedPublicKeys) > 0) return;
   throw new GatewayError(GatewayErrorCode.PERMISSION_DENIED, NixMessages.lacksSignature(claim.path), {
     path: claim.path,
   });
