@@ -3,7 +3,8 @@
  * real OpenSSH client → the cluster-mode gateway → NixBuild objects → the real operator →
  * Jobs → pods running the real `nixyard build-drv` (dist/) as local processes, with the
  * store PVC mapped to the gateway's data directory → outputs in the store → results and
- * live logs back to the client, as the embedded default gives them.
+ * live logs back to the client, as the embedded default gives them. The index is shared
+ * in a real `redis-server`: the pods register their outputs in it as well as on the volume.
  *
  * Needs dist/ (`npx tsc -p tsconfig.build.json`).
  */
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nixBuildName } from '../../k8s/names.js';
+import { RedisPathIndex } from '../../store/redis-index.js';
 import { ensureTools } from '../sim/tools.js';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
 import { makeWorkDir, runCommand } from '../support/scenario.js';
@@ -139,10 +141,20 @@ describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster'
   let clusterRun: { output: string; exit: number };
 
   test('builds every derivation as a NixBuild → Job → pod, with the embedded default’s output', async () => {
+    // Who registers what in Redis: each `put` (an EVAL naming the path), by client address.
+    const gatewayAddr = /\baddr=(\S+)/.exec(await sim.index.client.client('INFO'))?.[1];
+    expect(gatewayAddr).toBeDefined();
+    const putters = new Map<string, Set<string>>();
+    const monitor = await sim.index.client.duplicate().monitor();
+    monitor.on('monitor', (_time: string, cmd: string[], source: string) => {
+      if (cmd[0]?.toLowerCase() !== 'eval' || !cmd[1]?.includes("redis.call('SET', infoKey")) return;
+      const path = cmd[4];
+      if (path) putters.set(path, (putters.get(path) ?? new Set()).add(source));
+    });
     const [c, l] = await Promise.all([
       nixBuild2(sim.env, sim.storeUrl, args),
       nixBuild2(embedded.env, embedded.storeUrl, args),
-    ]);
+    ]).finally(() => monitor.disconnect());
     clusterRun = c;
     expect(l.exit).toBe(0);
     if (c.exit !== 0) throw new Error(c.output + JSON.stringify(await nixBuilds(), null, 1));
@@ -169,6 +181,28 @@ describe('the DAG: nix build --eval-store auto --store ssh-ng:// on the cluster'
     expect(facts(await info(sim.env, sim.storeUrl))).toEqual(
       facts(await info(embedded.env, embedded.storeUrl)),
     );
+    // Every output the pods built is in Redis, as another replica sees it, and each was
+    // put there by its pod (a client other than the gateway), which had it from the
+    // operator's NIXYARD_REDIS_URL.
+    const builtOutputs = built.flatMap((nb) => (nb.status?.outputs ?? []).map((o) => o.path));
+    expect(builtOutputs.length).toBeGreaterThanOrEqual(built.length);
+    expect(builtOutputs).toContain(top);
+    const other = await RedisPathIndex.connect(sim.redis.url);
+    try {
+      expect([...(await other.has(builtOutputs))].sort()).toEqual([...new Set(builtOutputs)].sort());
+      for (const p of builtOutputs) expect((await other.get(p))?.path).toBe(p);
+    } finally {
+      await other.close();
+    }
+    for (const p of builtOutputs) {
+      const byPod = [...(putters.get(p) ?? [])].filter((s) => s !== gatewayAddr);
+      expect({ path: p, byPod: byPod.length > 0 }).toEqual({ path: p, byPod: true });
+    }
+    const pods = await core.listNamespacedPod({ namespace: sim.namespace });
+    const envOf = (pod: k8s.V1Pod) => pod.spec?.containers[0]?.env ?? [];
+    expect(pods.items.length).toBeGreaterThan(0);
+    for (const pod of pods.items)
+      expect(envOf(pod)).toContainEqual({ name: 'NIXYARD_REDIS_URL', value: sim.redis.url });
   });
 
   test('a failing derivation: the same error and log as the embedded default, exit 1', async () => {

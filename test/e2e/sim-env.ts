@@ -3,7 +3,10 @@
  * arm64 node, the NixBuild CRD, the real operator (in this process) and a cluster-mode
  * gateway on loopback that the real nix reaches over the real OpenSSH client. Build pods
  * run the real `nixyard build-drv` (dist/) as local processes of the sim kubelet, with
- * the store PVC mapped to the gateway's data directory.
+ * the store PVC mapped to the gateway's data directory. The index is shared in a real
+ * `redis-server` on loopback (test/store/redis-support.ts): the gateway's store opens
+ * with it, and the operator gives build pods its URL (`NIXYARD_REDIS_URL`), so they
+ * register their outputs on the volume and in Redis, as in a real cluster.
  *
  * `npm run sim` (test/sim/run.ts) and test/e2e/cluster.test.ts start it.
  *
@@ -25,7 +28,9 @@ import { loadOperatorConfig } from '../../operator/config.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import type { PoolConfig } from '../../operator/pools.js';
 import { LocalStore } from '../../store/local-store.js';
+import { RedisPathIndex } from '../../store/redis-index.js';
 import { startSimCluster, type SimCluster } from '../sim/cluster.js';
+import { startRedis, type RedisServer } from '../store/redis-support.js';
 import { startGatewayHarness, type GatewayHarness } from '../support/gateway-harness.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -62,6 +67,10 @@ export interface NixyardSim {
   readonly operator: RunningOperator;
   readonly gateway: GatewayHarness;
   readonly store: LocalStore;
+  /** The `redis-server` holding the index the gateway and the build pods share. */
+  readonly redis: RedisServer;
+  /** The gateway store's index (in `redis`). */
+  readonly index: RedisPathIndex;
   readonly builds: BuildService;
   readonly namespace: string;
   readonly kubeConfig: k8s.KubeConfig;
@@ -88,6 +97,8 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
   // again inside a store path under /tmp.
   const volumes = await mkdtemp(join('/var/tmp', 'nixyard-sim-'));
   const dataDir = join(volumes, 'store');
+  // The shared index. Its URL is loopback: build pods are local processes.
+  const redis = await startRedis();
   // Every container's environment; the API server's URL is known once it listens.
   const baseEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -123,6 +134,7 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
       '--metrics-listen=127.0.0.1:0',
       '--leader-election=false',
       '--relist-interval=30',
+      `--redis-url=${redis.url}`,
     ],
     { POD_NAME: 'nixyard-operator-0' },
   );
@@ -132,6 +144,7 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
     log: log.child({ component: 'operator' }),
   });
 
+  const index = await RedisPathIndex.connect(redis.url);
   let store: LocalStore | undefined;
   let builds: BuildService | undefined;
   const gateway = await startGatewayHarness(
@@ -144,9 +157,10 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
       );
       return storeHandlers(store, config, metrics, builds);
     },
-    ['--kubernetes', '--namespace', namespace],
+    ['--kubernetes', '--namespace', namespace, '--redis-url', redis.url],
     async () => {
-      store = await LocalStore.open({ dataDir });
+      // As `nixyard gateway` opens it: rebuild the index only if Redis lost it.
+      store = await LocalStore.open({ dataDir, index, reindex: !(await index.isPopulated()) });
     },
   );
   if (!store || !builds) throw new Error('gateway not started');
@@ -157,6 +171,8 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
     operator,
     gateway,
     store: openedStore,
+    redis,
+    index,
     builds: openedBuilds,
     namespace,
     kubeConfig,
@@ -168,6 +184,8 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
       await gateway.stop();
       await operator.close();
       await cluster.close();
+      await index.close();
+      await redis.stop();
       await rm(volumes, { recursive: true, force: true });
     },
   };
