@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { mkdir, readdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { storePathBaseName, STORE_DIR } from '../nix/store-path.js';
 import { removeTree } from './fs-util.js';
 
@@ -69,11 +69,24 @@ export class StoreLayout {
     return dir;
   }
 
-  /** Removes everything in staging/ (call only when no import of this process runs). */
-  async cleanStaging(): Promise<number> {
+  /**
+   * Removes leftovers in staging/: everything (call only when no import of this process
+   * runs), or with `olderThanMs` only entries untouched for that long, which is what a
+   * process may do while others (gateway replicas, build pods) stage on the same volume.
+   */
+  async cleanStaging(olderThanMs?: number): Promise<number> {
     const names = await readdir(this.stagingDir);
-    for (const name of names) await removeTree(join(this.stagingDir, name));
-    return names.length;
+    let removed = 0;
+    for (const name of names) {
+      const dir = join(this.stagingDir, name);
+      if (olderThanMs !== undefined) {
+        const st = await lstat(dir).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs < olderThanMs) continue;
+      }
+      await removeTree(dir);
+      removed++;
+    }
+    return removed;
   }
 
   /** Base names of the records in meta/ (temp files of interrupted writes excluded). */

@@ -35,9 +35,10 @@ export interface LocalStoreOptions {
   readonly reindex?: boolean;
   /**
    * Remove leftover staging on open. Default true; false for tools that open a store
-   * another process may be serving (its uploads in progress live in staging/).
+   * another process may be serving (its uploads in progress live in staging/);
+   * `{ olderThanMs }` for processes sharing the volume (only stale leftovers go).
    */
-  readonly cleanStaging?: boolean;
+  readonly cleanStaging?: boolean | { readonly olderThanMs: number };
   /** Clock for registrationTime, in unix seconds. */
   readonly now?: () => number;
 }
@@ -63,7 +64,8 @@ export class LocalStore {
   static async open(options: LocalStoreOptions): Promise<LocalStore> {
     const layout = new StoreLayout(options.dataDir, options.storeDir ?? STORE_DIR);
     await layout.create();
-    if (options.cleanStaging ?? true) await layout.cleanStaging();
+    const clean = options.cleanStaging ?? true;
+    if (clean !== false) await layout.cleanStaging(clean === true ? undefined : clean.olderThanMs);
     const fromRecords = options.index === 'records';
     const index =
       options.index === 'records' ? new RecordPathIndex(layout) : (options.index ?? new MemoryPathIndex());

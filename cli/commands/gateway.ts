@@ -6,6 +6,8 @@ import { GatewayMetrics } from '../../gateway/metrics.js';
 import { LocalStore } from '../../store/local-store.js';
 import type { Command } from '../command.js';
 
+const STALE_STAGING_MS = 6 * 3600 * 1000;
+
 const usage = `Usage: nixyard gateway [options]
 
 Runs the Nixyard gateway on this machine (the embedded default): an SSH server that
@@ -29,6 +31,9 @@ export const gatewayCommand: Command = {
         : await (await import('../../store/redis-index.js')).RedisPathIndex.connect(config.redisUrl);
     const store = await LocalStore.open({
       dataDir: config.dataDir,
+      // With a shared index, other replicas and build pods stage on this volume too:
+      // remove only leftovers nobody has touched for hours.
+      cleanStaging: redis ? { olderThanMs: STALE_STAGING_MS } : true,
       ...(redis ? { index: redis, reindex: !(await redis.isPopulated()) } : {}),
     });
     const metrics = new GatewayMetrics();
