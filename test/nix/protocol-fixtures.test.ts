@@ -7,21 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WireReader } from '../../nix/wire/reader.js';
+import {
+  leftover,
+  readServeHandshake,
+  readStderrUntilEnd,
+  readWorkerHandshake,
+} from '../support/recorded-handshake.js';
 import { readFramed } from '../../nix/wire/framed.js';
 import { DEFAULT_WIRE_LIMITS } from '../../nix/wire/limits.js';
 import type { Ctx } from '../../nix/protocol/codec.js';
-import {
-  readFeatures,
-  readServeClientHello,
-  readServeServerHello,
-  readWorkerClientMagic,
-  readWorkerClientOptions,
-  readWorkerClientVersion,
-  readWorkerServerHello,
-  readWorkerServerInfo,
-  type WorkerServerInfo,
-} from '../../nix/protocol/handshake.js';
-import { type StderrMessage, readStderrMessage } from '../../nix/protocol/stderr.js';
+import type { StderrMessage } from '../../nix/protocol/stderr.js';
+import type { WorkerServerInfo } from '../../nix/protocol/handshake.js';
 import {
   type WorkerRequest,
   readWorkerReply,
@@ -46,7 +42,6 @@ import {
 } from '../../nix/protocol/export.js';
 import { Op } from '../../nix/protocol/worker.js';
 import { ServeCommand } from '../../nix/protocol/serve.js';
-import { Since, minorOf } from '../../nix/protocol/versions.js';
 import { type FixtureSession, listSessions, loadStream, loadSummary } from '../support/fixtures.js';
 
 /** The stream split as the recorder read it. */
@@ -80,21 +75,6 @@ interface Decoded {
   exchanges: Exchange[];
   c2sLeft: number;
   s2cLeft: number;
-}
-
-async function leftover(r: WireReader): Promise<number> {
-  let n = 0;
-  while (!(await r.atEof())) n += (await r.readChunk(1 << 20)).length;
-  return n;
-}
-
-async function readStderrUntilEnd(s2c: WireReader, ctx: Ctx): Promise<StderrMessage[]> {
-  const out: StderrMessage[] = [];
-  for (;;) {
-    const m = await readStderrMessage(s2c, ctx);
-    out.push(m);
-    if (m.type === 'last' || m.type === 'error') return out;
-  }
 }
 
 /** Consumes the payload that follows a worker request on c2s. */
@@ -133,18 +113,7 @@ async function readWorkerPayload(
 async function decodeWorker(session: FixtureSession): Promise<Decoded> {
   const c2s = new WireReader(chunksOf(session, 'c2s'));
   const s2c = new WireReader(chunksOf(session, 's2c'));
-  await readWorkerClientMagic(c2s);
-  const serverVersion = await readWorkerServerHello(s2c);
-  const clientVersion = await readWorkerClientVersion(c2s);
-  const version = Math.min(clientVersion, serverVersion);
-  const ctx: Ctx = { minor: minorOf(version), limits: DEFAULT_WIRE_LIMITS };
-  if (ctx.minor >= Since.features) {
-    await readFeatures(c2s);
-    await readFeatures(s2c);
-  }
-  await readWorkerClientOptions(c2s, ctx.minor);
-  const server = await readWorkerServerInfo(s2c, ctx.minor);
-  const startup = await readStderrUntilEnd(s2c, ctx);
+  const { version, ctx, server, startup } = await readWorkerHandshake(c2s, s2c);
   const exchanges: Exchange[] = [];
   while (!(await c2s.atEof())) {
     const request = await readWorkerRequest(c2s, ctx);
@@ -163,10 +132,7 @@ async function decodeWorker(session: FixtureSession): Promise<Decoded> {
 async function decodeServe(session: FixtureSession): Promise<Decoded> {
   const c2s = new WireReader(chunksOf(session, 'c2s'));
   const s2c = new WireReader(chunksOf(session, 's2c'));
-  const clientVersion = await readServeClientHello(c2s);
-  const serverVersion = await readServeServerHello(s2c);
-  const version = Math.min(clientVersion, serverVersion);
-  const ctx: Ctx = { minor: minorOf(version), limits: DEFAULT_WIRE_LIMITS };
+  const { version, ctx } = await readServeHandshake(c2s, s2c);
   const exchanges: Exchange[] = [];
   while (!(await c2s.atEof())) {
     const request = await readServeRequest(c2s, ctx);

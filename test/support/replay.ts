@@ -12,17 +12,6 @@ import type { Permission } from '../../gateway/authorized-keys.js';
 import { runServeSession } from '../../gateway/serve/session.js';
 import { runWorkerSession } from '../../gateway/worker/session.js';
 import type { Ctx } from '../../nix/protocol/codec.js';
-import {
-  readFeatures,
-  readServeClientHello,
-  readServeServerHello,
-  readWorkerClientMagic,
-  readWorkerClientOptions,
-  readWorkerClientVersion,
-  readWorkerServerHello,
-  readWorkerServerInfo,
-  type WorkerServerInfo,
-} from '../../nix/protocol/handshake.js';
 import { readNarFromWire } from '../../nix/protocol/nar-stream.js';
 import {
   readServeReply,
@@ -31,9 +20,9 @@ import {
   serveRequestPayload,
   type ServeRequest,
 } from '../../nix/protocol/serve-ops.js';
-import { readStderrMessage, type StderrMessage } from '../../nix/protocol/stderr.js';
+import type { StderrMessage } from '../../nix/protocol/stderr.js';
+import type { WorkerServerInfo } from '../../nix/protocol/handshake.js';
 import { ValidPathInfo116, type ValidPathInfo } from '../../nix/protocol/types.js';
-import { minorOf, Since } from '../../nix/protocol/versions.js';
 import {
   readWorkerReply,
   readWorkerRequest,
@@ -42,8 +31,13 @@ import {
   type WorkerRequest,
 } from '../../nix/protocol/worker-ops.js';
 import { readFramed } from '../../nix/wire/framed.js';
-import { DEFAULT_WIRE_LIMITS } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
+import {
+  leftover,
+  readServeHandshake,
+  readStderrUntilEnd,
+  readWorkerHandshake,
+} from './recorded-handshake.js';
 import type { LocalStore } from '../../store/local-store.js';
 import { type FixtureSession, loadStream } from './fixtures.js';
 import { captureLog, channelPair, identity } from './worker-client.js';
@@ -81,21 +75,6 @@ export interface Decoded {
   readonly s2cLeft: number;
 }
 
-async function leftover(r: WireReader): Promise<number> {
-  let n = 0;
-  while (!(await r.atEof())) n += (await r.readChunk(1 << 20)).length;
-  return n;
-}
-
-async function readStderrUntilEnd(s2c: WireReader, ctx: Ctx): Promise<StderrMessage[]> {
-  const out: StderrMessage[] = [];
-  for (;;) {
-    const m = await readStderrMessage(s2c, ctx);
-    out.push(m);
-    if (m.type === 'last' || m.type === 'error') return out;
-  }
-}
-
 async function collectNar(r: WireReader, expectedSize?: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
   for await (const c of readNarFromWire(r, { expectedSize })) pieces.push(Buffer.from(c));
@@ -126,18 +105,7 @@ async function readUploads(c2s: WireReader, req: WorkerRequest, ctx: Ctx): Promi
 export async function decodeWorker(c2sChunks: Uint8Array[], s2cChunks: Uint8Array[]): Promise<Decoded> {
   const c2s = new WireReader(c2sChunks);
   const s2c = new WireReader(s2cChunks);
-  await readWorkerClientMagic(c2s);
-  const serverVersion = await readWorkerServerHello(s2c);
-  const clientVersion = await readWorkerClientVersion(c2s);
-  const version = Math.min(clientVersion, serverVersion);
-  const ctx: Ctx = { minor: minorOf(version), limits: DEFAULT_WIRE_LIMITS };
-  if (ctx.minor >= Since.features) {
-    await readFeatures(c2s);
-    await readFeatures(s2c);
-  }
-  await readWorkerClientOptions(c2s, ctx.minor);
-  const server = await readWorkerServerInfo(s2c, ctx.minor);
-  const startup = await readStderrUntilEnd(s2c, ctx);
+  const { version, ctx, server, startup } = await readWorkerHandshake(c2s, s2c);
   const exchanges: Exchange[] = [];
   while (!(await c2s.atEof())) {
     const request = await readWorkerRequest(c2s, ctx);
@@ -159,10 +127,7 @@ export async function decodeWorker(c2sChunks: Uint8Array[], s2cChunks: Uint8Arra
 export async function decodeServe(c2sChunks: Uint8Array[], s2cChunks: Uint8Array[]): Promise<Decoded> {
   const c2s = new WireReader(c2sChunks);
   const s2c = new WireReader(s2cChunks);
-  const clientVersion = await readServeClientHello(c2s);
-  const serverVersion = await readServeServerHello(s2c);
-  const version = Math.min(clientVersion, serverVersion);
-  const ctx: Ctx = { minor: minorOf(version), limits: DEFAULT_WIRE_LIMITS };
+  const { version, ctx } = await readServeHandshake(c2s, s2c);
   const exchanges: Exchange[] = [];
   while (!(await c2s.atEof())) {
     const request = await readServeRequest(c2s, ctx);
