@@ -12,7 +12,14 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readdir, rm } from 'node:fs/promises';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
-import { buildLocally, makeWorkDir, replay, runOk, type ReplayOptions } from '../support/scenario.js';
+import {
+  buildLocally,
+  makeWorkDir,
+  replay,
+  runOk,
+  type ReplayOptions,
+  closureFacts,
+} from '../support/scenario.js';
 
 let h: StoreGatewayHarness;
 let work: string;
@@ -42,33 +49,12 @@ async function expectReplay(scenario: string, label: string, options: ReplayOpti
   return r.actual.output;
 }
 
-interface PathFacts {
-  readonly path: string;
-  readonly narHash: string;
-  readonly narSize: number;
-  readonly references: readonly string[];
-}
-
-/** narHash, narSize and references of the closure of `paths` (`nix path-info -r --json`). */
-async function closureFacts(paths: readonly string[], store?: string): Promise<PathFacts[]> {
-  const argv = ['nix', 'path-info', '-r', '--json', ...(store ? ['--store', store] : []), ...paths];
-  const infos = JSON.parse(await runOk(argv, opts())) as PathFacts[];
-  return infos
-    .map(({ path, narHash, narSize, references }) => ({
-      path,
-      narHash,
-      narSize,
-      references: [...references].sort(),
-    }))
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
 /** The gateway built `out` (and its closure) exactly as the local nix-build did. */
 async function expectSameAsLocal(out: string, attr: string, salt: string): Promise<void> {
   expect(await buildLocally(opts(), attr, salt)).toBe(out);
-  const local = await closureFacts([out]);
+  const local = await closureFacts([out], opts());
   expect(local.length).toBeGreaterThan(1);
-  expect(await closureFacts([out], h.storeUrl)).toEqual(local);
+  expect(await closureFacts([out], opts(), h.storeUrl)).toEqual(local);
 }
 
 async function expectStagingEmpty(): Promise<void> {

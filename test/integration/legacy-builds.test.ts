@@ -13,7 +13,14 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readdir, rm } from 'node:fs/promises';
 import { readBuildLog } from '../../gateway/builds/build-log.js';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
-import { buildLocally, makeWorkDir, replay, runCommand, runOk } from '../support/scenario.js';
+import {
+  buildLocally,
+  makeWorkDir,
+  replay,
+  runOk,
+  closureFacts,
+  forgetLocally,
+} from '../support/scenario.js';
 
 const SCENARIO = 'legacy-ssh-builder';
 const FIXED_HELLO = '/nix/store/p5v2cagqczh89szhhm6qq5xjl4spyk61-fixed-hello';
@@ -52,11 +59,7 @@ beforeAll(async () => {
   h = await startStoreGateway(['--max-jobs', '1']);
   work = await makeWorkDir();
   expect(await buildLocally(opts(), 'fixed', 'legacy')).toBe(FIXED_HELLO);
-  const valid = (
-    await runCommand(['nix-store', '--check-validity', '--print-invalid', ...BUILT_REMOTELY], opts())
-  ).output;
-  const present = BUILT_REMOTELY.filter((p) => !valid.includes(p));
-  if (present.length > 0) await runOk(['nix-store', '--delete', ...present], opts());
+  await forgetLocally(BUILT_REMOTELY, opts());
 }, 120_000);
 
 afterAll(async () => {
@@ -64,27 +67,12 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-interface PathFacts {
-  readonly path: string;
-  readonly narHash: string;
-  readonly narSize: number;
-  readonly references: readonly string[];
-}
-
-async function closureFacts(paths: readonly string[], store?: string): Promise<PathFacts[]> {
-  const argv = ['nix', 'path-info', '-r', '--json', ...(store ? ['--store', store] : []), ...paths];
-  const infos = JSON.parse(await runOk(argv, opts())) as PathFacts[];
-  return infos
-    .map(({ path, narHash, narSize, references }) => ({ path, narHash, narSize, references }))
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
 describe('legacy-ssh-builder (serve protocol)', () => {
   test('nix-build --builders ssh://gateway: output, logs and exit status as recorded', async () => {
     const r = await replay(h, work, SCENARIO, 'nix-build-builders-ssh', { argv: hookBuild('top') });
     expect(r.actual).toEqual(r.expected);
     // What came back is what the gateway has…
-    expect(await closureFacts([TOP], h.legacyUrl)).toEqual(await closureFacts([TOP]));
+    expect(await closureFacts([TOP], opts(), h.legacyUrl)).toEqual(await closureFacts([TOP], opts()));
     expect(await readdir(h.store.layout.stagingDir)).toEqual([]);
     // …and the gateway kept the log of each build.
     expect((await readBuildLog(h.dataDir, LOGGER_DRV))?.toString()).toBe(

@@ -170,3 +170,39 @@ export async function replay(
     actual: { output: normalise(actual.output), exit: actual.exit },
   };
 }
+
+export interface PathFacts {
+  readonly path: string;
+  readonly narHash: string;
+  readonly narSize: number;
+  readonly references: readonly string[];
+}
+
+/** narHash, narSize and references of the closure of `paths` (`nix path-info -r --json`), sorted. */
+export async function closureFacts(
+  paths: readonly string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string },
+  store?: string,
+): Promise<PathFacts[]> {
+  const argv = ['nix', 'path-info', '-r', '--json', ...(store ? ['--store', store] : []), ...paths];
+  const infos = JSON.parse(await runOk(argv, options)) as PathFacts[];
+  return infos
+    .map(({ path, narHash, narSize, references }) => ({
+      path,
+      narHash,
+      narSize,
+      references: [...references].sort(),
+    }))
+    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Deletes from the local store those of `paths` that are valid there (as if never built here). */
+export async function forgetLocally(
+  paths: readonly string[],
+  options: { env: NodeJS.ProcessEnv; cwd: string },
+): Promise<void> {
+  const invalid = (await runCommand(['nix-store', '--check-validity', '--print-invalid', ...paths], options))
+    .output;
+  const present = paths.filter((p) => !invalid.includes(p));
+  if (present.length > 0) await runOk(['nix-store', '--delete', ...present], options);
+}
