@@ -156,6 +156,10 @@ export function desiredJob(
     ...(cpu > 0 ? ['--cores', String(Math.max(1, Math.ceil(cpu)))] : []),
     ...(timeout > 0 ? ['--timeout', String(timeout)] : []),
     ...(silent > 0 ? ['--max-silent-time', String(silent)] : []),
+    // The CRD's pattern keeps it inside the volume.
+    ...(spec.derivationFile
+      ? ['--derivation-file', `${settings.storeMountPath}/${spec.derivationFile}`]
+      : []),
   ];
 
   const container: V1Container = {

@@ -50,6 +50,8 @@ export interface NixBuildSpec {
   /** Undefined: no session owns it. Empty: every session left. */
   readonly requesters?: readonly string[];
   readonly keepRunning?: boolean;
+  /** A derivation sent whole (BuildDerivation): its file, relative to the store volume's root. */
+  readonly derivationFile?: string;
 }
 
 /** metav1.Condition. */

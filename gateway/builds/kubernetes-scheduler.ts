@@ -22,13 +22,20 @@
  *   to keep it running) the operator cancels the build.
  */
 import * as k8s from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { nixBuildName } from '../../k8s/names.js';
+import { parseDerivation } from '../../nix/derivation/aterm.js';
+import { drvOutputIds } from '../../nix/derivation/hash-modulo.js';
+import type { Derivation } from '../../nix/derivation/types.js';
 import { BuildStatus } from '../../nix/protocol/worker.js';
+import { parseStorePath } from '../../nix/store-path.js';
 import type { LocalStore } from '../../store/local-store.js';
-import { derivationOutputMap, readStoreDerivation } from '../worker/derivations.js';
+import { readStoreDerivation } from '../worker/derivations.js';
+import { DerivationFiles, type DerivationFile } from './derivation-files.js';
 import { cancelledOutcome } from './local-scheduler.js';
+import { knownOutputPaths } from './realise.js';
 import { BuildService, type BuildSettings } from './service.js';
 import type { BuildHandle, BuildOutcome, BuildStatusCode, Scheduler, SubmitOptions } from './types.js';
 
@@ -67,6 +74,7 @@ export interface NixBuildObject {
     maxSilentTimeSeconds?: number;
     requesters?: string[];
     keepRunning?: boolean;
+    derivationFile?: string;
   };
   status?: {
     phase?: Phase;
@@ -90,6 +98,8 @@ export interface KubernetesSchedulerOptions {
   readonly timeout?: number;
   readonly maxSilentTime?: number;
   readonly log?: Logger;
+  /** Derivations sent whole (BuildDerivation): their pods read them from these files. */
+  readonly derivationFiles?: DerivationFiles;
 }
 
 function statusCode(e: unknown): number | undefined {
@@ -140,8 +150,18 @@ interface DrvFacts {
   readonly features: string[];
 }
 
-async function drvFacts(store: LocalStore, drvPath: string): Promise<DrvFacts> {
-  const drv = await readStoreDerivation(store, drvPath);
+/** The derivation: from the store, or from the file it was sent whole in. */
+async function readDerivation(
+  store: LocalStore,
+  drvPath: string,
+  file?: DerivationFile,
+): Promise<Derivation> {
+  if (!file) return readStoreDerivation(store, drvPath);
+  const name = parseStorePath(drvPath, store.storeDir).name.replace(/\.drv$/, '');
+  return parseDerivation(await readFile(file.path), { name, storeDir: store.storeDir });
+}
+
+function drvFacts(drv: Derivation): DrvFacts {
   let features = (drv.env.get('requiredSystemFeatures') ?? '').split(/\s+/).filter((f) => f !== '');
   const json = drv.env.get('__json');
   if (json !== undefined) {
@@ -324,6 +344,8 @@ class PodLogFollower {
 interface Entry {
   readonly name: string;
   readonly drvPath: string;
+  /** Set when the derivation was sent whole: its .drv need not be in the store. */
+  readonly derivationFile: DerivationFile | undefined;
   readonly outcome: Promise<BuildOutcome>;
   readonly resolve: (o: BuildOutcome) => void;
   readonly started: Promise<void>;
@@ -439,6 +461,7 @@ export class KubernetesScheduler implements Scheduler {
     return {
       name,
       drvPath,
+      derivationFile: this.options.derivationFiles?.of(drvPath),
       outcome,
       resolve,
       started,
@@ -524,7 +547,7 @@ export class KubernetesScheduler implements Scheduler {
   }
 
   private async createOrJoin(entry: Entry): Promise<void> {
-    const facts = await drvFacts(this.options.store, entry.drvPath);
+    const facts = drvFacts(await readDerivation(this.options.store, entry.drvPath, entry.derivationFile));
     for (let tries = 0; tries < 5 && !entry.done; tries++) {
       const requesters = [...entry.requesters.keys()].sort();
       const body: NixBuildObject = {
@@ -542,6 +565,7 @@ export class KubernetesScheduler implements Scheduler {
           ...(this.options.maxSilentTime ? { maxSilentTimeSeconds: this.options.maxSilentTime } : {}),
           requesters,
           keepRunning: entry.keepRunning,
+          ...(entry.derivationFile ? { derivationFile: entry.derivationFile.relative } : {}),
         },
       };
       try {
@@ -606,9 +630,25 @@ export class KubernetesScheduler implements Scheduler {
     return true;
   }
 
+  /**
+   * The DrvOutput ids of a derivation sent whole (BuildDerivation's result names its
+   * outputs by them; for a .drv in the store the session computes them itself).
+   */
+  private async outputIds(entry: Entry): Promise<{ drvOutputIds?: Map<string, string> }> {
+    if (!entry.derivationFile) return {};
+    const { store } = this.options;
+    try {
+      const drv = await readDerivation(store, entry.drvPath, entry.derivationFile);
+      return { drvOutputIds: await drvOutputIds(drv, (p) => readStoreDerivation(store, p), store.storeDir) };
+    } catch (e) {
+      this.options.log?.warn({ drvPath: entry.drvPath, error: String(e) }, 'cannot compute the output ids');
+      return {};
+    }
+  }
+
   private async outputMap(entry: Entry): Promise<Map<string, string>> {
     try {
-      return await derivationOutputMap(this.options.store, entry.drvPath);
+      return knownOutputPaths(await readDerivation(this.options.store, entry.drvPath, entry.derivationFile));
     } catch {
       return new Map();
     }
@@ -837,7 +877,13 @@ export class KubernetesScheduler implements Scheduler {
         ...times,
         outputs: valid,
       };
-    return { status: BuildStatus.Built, errorMsg: '', ...times, outputs: valid };
+    return {
+      status: BuildStatus.Built,
+      errorMsg: '',
+      ...times,
+      outputs: valid,
+      ...(await this.outputIds(entry)),
+    };
   }
 
   private finish(entry: Entry, outcome: BuildOutcome): void {
@@ -872,13 +918,15 @@ export function kubernetesBuilds(
   settings: Pick<BuildSettings, 'timeout' | 'maxSilentTime'>,
   cluster: { readonly kubeConfig: k8s.KubeConfig; readonly namespace: string; readonly log?: Logger },
 ): BuildService {
+  const derivationFiles = new DerivationFiles(store.layout.dataDir);
   const scheduler = new KubernetesScheduler({
     store,
     kubeConfig: cluster.kubeConfig,
     namespace: cluster.namespace,
     timeout: settings.timeout,
     maxSilentTime: settings.maxSilentTime,
+    derivationFiles,
     ...(cluster.log ? { log: cluster.log } : {}),
   });
-  return BuildService.withScheduler(store, scheduler);
+  return BuildService.withScheduler(store, scheduler, derivationFiles);
 }

@@ -2,12 +2,10 @@
  * What the protocol sessions build with: one scheduler for the gateway, and the
  * settings every build gets. Sessions open a `Realisation` per request.
  */
-import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { BasicDerivation } from '../../nix/protocol/types.js';
 import type { LocalStore } from '../../store/local-store.js';
-import { basicDerivationText } from './basic-derivation.js';
 import { childExecutor } from './child-executor.js';
+import { DerivationFiles } from './derivation-files.js';
 import { LocalScheduler } from './local-scheduler.js';
 import { Realisation, type RealiseEvents } from './realise.js';
 import type { BuildOutcome, Scheduler } from './types.js';
@@ -35,26 +33,36 @@ export class BuildService {
   private constructor(
     readonly store: LocalStore,
     readonly scheduler: Scheduler,
-    /** ATerm files of derivations sent with BuildDerivation, by .drv path. */
-    private readonly derivationFiles: Map<string, string>,
-  ) {}
+    /** Derivations sent whole with BuildDerivation, for the scheduler to build from. */
+    private readonly derivationFiles: DerivationFiles,
+  ) {
+    // What a crash left behind; nothing waits for it.
+    void derivationFiles.cleanStale().catch(() => undefined);
+  }
 
   /** The embedded default: builds run as `nixyard build-drv` children of this process. */
   static local(store: LocalStore, settings: BuildSettings): BuildService {
-    const derivationFiles = new Map<string, string>();
+    const derivationFiles = new DerivationFiles(store.layout.dataDir);
     const executor = childExecutor({
       store,
       cores: settings.cores,
       timeout: settings.timeout,
       maxSilentTime: settings.maxSilentTime,
-      derivationFile: (drvPath) => derivationFiles.get(drvPath),
+      derivationFile: (drvPath) => derivationFiles.of(drvPath)?.path,
     });
     return new BuildService(store, new LocalScheduler(executor, settings.maxJobs), derivationFiles);
   }
 
-  /** Builds go to `scheduler` (cluster mode: `kubernetesBuilds` in kubernetes-scheduler.ts). */
-  static withScheduler(store: LocalStore, scheduler: Scheduler): BuildService {
-    return new BuildService(store, scheduler, new Map());
+  /**
+   * Builds go to `scheduler` (cluster mode: `kubernetesBuilds` in kubernetes-scheduler.ts),
+   * which finds derivations sent whole in `derivationFiles`.
+   */
+  static withScheduler(
+    store: LocalStore,
+    scheduler: Scheduler,
+    derivationFiles: DerivationFiles,
+  ): BuildService {
+    return new BuildService(store, scheduler, derivationFiles);
   }
 
   realisation(request: RealisationRequest): Realisation {
@@ -66,16 +74,7 @@ export class BuildService {
    * here; every input is a source that must be valid).
    */
   async buildBasic(drvPath: string, basic: BasicDerivation, realisation: Realisation): Promise<BuildOutcome> {
-    const dir = await this.store.layout.newStagingDir();
-    const file = join(dir, 'derivation.drv');
-    await writeFile(file, basicDerivationText(drvPath, basic));
-    this.derivationFiles.set(drvPath, file);
-    try {
-      return await realisation.submitted(drvPath);
-    } finally {
-      this.derivationFiles.delete(drvPath);
-      await rm(dir, { recursive: true, force: true });
-    }
+    return this.derivationFiles.with(drvPath, basic, () => realisation.submitted(drvPath));
   }
 
   close(): Promise<void> {

@@ -126,3 +126,13 @@ export function hashDerivationModulo(
 export function drvOutputId(hashModulo: Hash, outputName: string): string {
   return `${hashModulo.algo}:${hashModulo.toBase16()}!${outputName}`;
 }
+
+/** Output name → DrvOutput id of each output of `drv` (BuildResult.builtOutputs keys). */
+export async function drvOutputIds(
+  drv: Derivation,
+  resolve: DerivationResolver,
+  storeDir: string = STORE_DIR,
+): Promise<Map<string, string>> {
+  const { hashes } = await hashDerivationModulo(drv, true, resolve, storeDir);
+  return new Map([...hashes].map(([name, h]) => [name, drvOutputId(h, name)]));
+}

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -312,6 +312,39 @@ describe('sessions', () => {
     );
     expect(await sim.store.isValid(drv.replace(/\.drv$/, ''))).toBe(false);
   });
+});
+
+describe('a remote builder (nix-build --builders): derivations sent whole', () => {
+  test.each(['ssh-ng', 'ssh'])(
+    '%s://: BuildDerivation → a NixBuild naming its derivation file → a pod → outputs copied back',
+    async (scheme) => {
+      const file = await writeDrvFile(
+        `hook-${scheme.replace('-', '')}`,
+        'echo built remotely; echo remote > $out',
+      );
+      const drv = await instantiate(file);
+      const url = sim.storeUrl.replace(/^ssh-ng:/, `${scheme}:`);
+      const r = await runCommand(
+        ['nix-build', file, '--no-out-link', '--max-jobs', '0', '--builders', `${url} x86_64-linux`],
+        { env: sim.env, cwd: work },
+      );
+      if (r.exit !== 0) throw new Error(`nix-build failed (exit ${r.exit}):\n${r.output}`);
+      expect(r.output).toContain('built remotely');
+      const out = r.output.trim().split('\n').at(-1)!;
+      expect((await run('cat', [out])).stdout).toBe('remote\n');
+      // The hook sent the derivation, not its .drv: the gateway's store never had it.
+      expect(await sim.store.isValid(drv)).toBe(false);
+      expect(await sim.store.isValid(out)).toBe(true);
+      const nb = await nixBuild(drv);
+      expect(nb?.status?.phase).toBe('Succeeded');
+      expect((nb?.spec as { derivationFile?: string }).derivationFile).toMatch(
+        new RegExp(`^derivations/${drv.slice(11, 43)}-hook-${scheme.replace('-', '')}\\.[0-9a-f]+\\.drv$`),
+      );
+      // Removed once the build has ended.
+      const left = await readdir(join(sim.store.layout.dataDir, 'derivations')).catch(() => []);
+      expect(left.filter((f) => f.startsWith(drv.slice(11, 43)))).toEqual([]);
+    },
+  );
 });
 
 describe('aarch64-linux', () => {

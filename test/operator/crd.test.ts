@@ -68,6 +68,9 @@ describe('the NixBuild CRD', () => {
     expect(spec.system!['x-kubernetes-validations']).toEqual([
       { rule: 'self == oldSelf', message: 'system is immutable' },
     ]);
+    expect(spec.derivationFile!['x-kubernetes-validations']).toEqual([
+      { rule: 'self == oldSelf', message: 'derivationFile is immutable' },
+    ]);
     const conditions = version.schema.openAPIV3Schema.properties.status!.properties.conditions!;
     expect(conditions['x-kubernetes-list-type']).toBe('map');
     expect(conditions['x-kubernetes-list-map-keys']).toEqual(['type']);
@@ -81,6 +84,7 @@ describe('the NixBuild CRD', () => {
       maxSilentTimeSeconds: 600,
       requesters: ['ssh-abc'],
       keepRunning: false,
+      derivationFile: `derivations/${HASH}-hello.0a1b2c3d4e5f.drv`,
     },
     {
       phase: 'Failed',
@@ -138,6 +142,9 @@ describe('the NixBuild CRD', () => {
     ['a drvPath with a bad hash (e is not base32)', bad(['spec', 'drvPath'], DRV.replace('0c9', 'ec9'))],
     ['a path that is not a .drv', bad(['spec', 'drvPath'], DRV.replace('.drv', ''))],
     ['a system without a dash', bad(['spec', 'system'], 'linux')],
+    ['a derivationFile leaving the volume', bad(['spec', 'derivationFile'], 'derivations/../meta/x.drv')],
+    ['a derivationFile outside derivations/', bad(['spec', 'derivationFile'], `store/${HASH}-hello.drv`)],
+    ['an absolute derivationFile', bad(['spec', 'derivationFile'], `/derivations/${HASH}-hello.drv`)],
     ['a negative timeout', bad(['spec', 'timeoutSeconds'], -1)],
     ['a memory that is not a quantity', bad(['spec', 'resources', 'limits', 'memory'], 'lots')],
     ['an unknown phase', bad(['status', 'phase'], 'Running')],

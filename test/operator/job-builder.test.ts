@@ -141,6 +141,18 @@ describe('desiredJob: (NixBuild, pool) → Job', () => {
     ).toBeUndefined();
   });
 
+  test('a derivation sent whole: build-drv reads it from its file on the store volume', () => {
+    const file = `derivations/${DRV.slice('/nix/store/'.length, -'.drv'.length)}.0a1b2c.drv`;
+    const command = desiredJob(nixBuild({ derivationFile: file }), pools.amd64, jobSettings, { number: 1 })
+      .spec!.template.spec!.containers[0]!.command!;
+    expect(command.slice(0, 3)).toEqual(['nixyard', 'build-drv', DRV]);
+    expect(command.slice(-2)).toEqual(['--derivation-file', `${jobSettings.storeMountPath}/${file}`]);
+    expect(
+      desiredJob(nixBuild(), pools.amd64, jobSettings, { number: 1 }).spec!.template.spec!.containers[0]!
+        .command,
+    ).not.toContain('--derivation-file');
+  });
+
   test('resources: the build wins over the pool, limits never below requests, cores from the CPU', () => {
     const c = (job: V1Job) => job.spec!.template.spec!.containers[0]!;
     const big = c(
