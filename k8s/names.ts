@@ -28,3 +28,13 @@ export function nixBuildName(drvPath: string): string {
     throw new Error(`'${drvPath}' is not a derivation (.drv)`);
   return nixBuildNameOf(parsed.hashPart, parsed.name.slice(0, -'.drv'.length));
 }
+
+/**
+ * The name of a check-mode NixBuild (`--check`/`--rebuild`): its own object per request,
+ * never joined, `<hash part>-check-<token>` (token: 8 lowercase hex digits).
+ */
+export function checkBuildName(drvPath: string, token: string): string {
+  if (!/^[0-9a-f]{8}$/.test(token)) throw new Error(`bad check token '${token}'`);
+  nixBuildName(drvPath);
+  return `${parseStorePath(drvPath).hashPart}-check-${token}`;
+}

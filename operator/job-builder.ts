@@ -152,7 +152,7 @@ export function desiredJob(
     'build-drv',
     spec.drvPath,
     '--data-dir',
-    settings.storeMountPath,
+    spec.check ? `${settings.storeMountPath}/${spec.check.dataDir}` : settings.storeMountPath,
     ...(cpu > 0 ? ['--cores', String(Math.max(1, Math.ceil(cpu)))] : []),
     ...(timeout > 0 ? ['--timeout', String(timeout)] : []),
     ...(silent > 0 ? ['--max-silent-time', String(silent)] : []),
@@ -169,7 +169,8 @@ export function desiredJob(
     command,
     env: [
       { name: 'NIXYARD_DATA_DIR', value: settings.storeMountPath },
-      ...redisEnv(settings.redis),
+      // A check registers in its scratch store only, never in the shared index.
+      ...(spec.check ? [] : redisEnv(settings.redis)),
       { name: 'TMPDIR', value: '/tmp' },
     ],
     resources,

@@ -52,6 +52,12 @@ export interface NixBuildSpec {
   readonly keepRunning?: boolean;
   /** A derivation sent whole (BuildDerivation): its file, relative to the store volume's root. */
   readonly derivationFile?: string;
+  /**
+   * Check mode (`--check`, `--rebuild`): build in this scratch store (a data directory,
+   * relative to the volume's root) that holds the input closure, registering nothing in
+   * the real one; the gateway compares.
+   */
+  readonly check?: { readonly dataDir: string };
 }
 
 /** metav1.Condition. */

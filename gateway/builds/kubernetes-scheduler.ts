@@ -22,10 +22,12 @@
  *   to keep it running) the operator cancels the build.
  */
 import * as k8s from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { nixBuildName } from '../../k8s/names.js';
+import { checkBuildName, nixBuildName } from '../../k8s/names.js';
 import { parseDerivation } from '../../nix/derivation/aterm.js';
 import { drvOutputIds } from '../../nix/derivation/hash-modulo.js';
 import type { Derivation } from '../../nix/derivation/types.js';
@@ -34,6 +36,7 @@ import { parseStorePath } from '../../nix/store-path.js';
 import type { LocalStore } from '../../store/local-store.js';
 import { readStoreDerivation } from '../worker/derivations.js';
 import { DerivationFiles, type DerivationFile } from './derivation-files.js';
+import { prepareCheck, type CheckSandbox } from './check-build.js';
 import { cancelledOutcome } from './local-scheduler.js';
 import { knownOutputPaths } from './realise.js';
 import { BuildService, type BuildSettings } from './service.js';
@@ -75,6 +78,7 @@ export interface NixBuildObject {
     requesters?: string[];
     keepRunning?: boolean;
     derivationFile?: string;
+    check?: { dataDir: string };
   };
   status?: {
     phase?: Phase;
@@ -346,6 +350,9 @@ interface Entry {
   readonly drvPath: string;
   /** Set when the derivation was sent whole: its .drv need not be in the store. */
   readonly derivationFile: DerivationFile | undefined;
+  /** Check mode: the pod rebuilds in `sandbox`, a scratch store on the volume. */
+  readonly check: boolean;
+  sandbox: CheckSandbox | undefined;
   readonly outcome: Promise<BuildOutcome>;
   readonly resolve: (o: BuildOutcome) => void;
   readonly started: Promise<void>;
@@ -392,21 +399,10 @@ export class KubernetesScheduler implements Scheduler {
   }
 
   submit(drvPath: string, options: SubmitOptions): BuildHandle {
-    if (options.check) {
-      const outcome = Promise.resolve(
-        cancelledOutcome(`checking '${drvPath}' (--check) is not supported by the Kubernetes scheduler`),
-      );
-      return {
-        drvPath,
-        outcome,
-        started: new Promise<void>(() => undefined),
-        follow: () => () => undefined,
-        release: () => undefined,
-      };
-    }
     let name: string;
     try {
-      name = nixBuildName(drvPath);
+      // A check is its own NixBuild: it rebuilds in a scratch store, so nobody joins it.
+      name = options.check ? checkBuildName(drvPath, randomBytes(4).toString('hex')) : nixBuildName(drvPath);
     } catch (e) {
       const outcome = Promise.resolve(cancelledOutcome((e as Error).message));
       return {
@@ -420,7 +416,7 @@ export class KubernetesScheduler implements Scheduler {
     let entry = this.entries.get(name);
     const fresh = entry === undefined;
     if (!entry) {
-      entry = this.newEntry(name, drvPath);
+      entry = this.newEntry(name, drvPath, options.check === true);
       this.entries.set(name, entry);
     }
     const n = entry.requesters.get(options.requester) ?? 0;
@@ -453,7 +449,7 @@ export class KubernetesScheduler implements Scheduler {
     await within(Promise.allSettled(all.map((e) => e.specQueue)), 5000);
   }
 
-  private newEntry(name: string, drvPath: string): Entry {
+  private newEntry(name: string, drvPath: string, check: boolean): Entry {
     let resolve!: (o: BuildOutcome) => void;
     const outcome = new Promise<BuildOutcome>((r) => (resolve = r));
     let start!: () => void;
@@ -462,6 +458,8 @@ export class KubernetesScheduler implements Scheduler {
       name,
       drvPath,
       derivationFile: this.options.derivationFiles?.of(drvPath),
+      check,
+      sandbox: undefined,
       outcome,
       resolve,
       started,
@@ -547,7 +545,12 @@ export class KubernetesScheduler implements Scheduler {
   }
 
   private async createOrJoin(entry: Entry): Promise<void> {
-    const facts = drvFacts(await readDerivation(this.options.store, entry.drvPath, entry.derivationFile));
+    const { store } = this.options;
+    const facts = drvFacts(await readDerivation(store, entry.drvPath, entry.derivationFile));
+    const relativeToVolume = (p: string) => relative(store.layout.dataDir, p);
+    if (entry.check && !entry.sandbox && !entry.done)
+      entry.sandbox = await prepareCheck(store, entry.drvPath, entry.derivationFile?.path);
+    const sandbox = entry.sandbox;
     for (let tries = 0; tries < 5 && !entry.done; tries++) {
       const requesters = [...entry.requesters.keys()].sort();
       const body: NixBuildObject = {
@@ -565,7 +568,14 @@ export class KubernetesScheduler implements Scheduler {
           ...(this.options.maxSilentTime ? { maxSilentTimeSeconds: this.options.maxSilentTime } : {}),
           requesters,
           keepRunning: entry.keepRunning,
-          ...(entry.derivationFile ? { derivationFile: entry.derivationFile.relative } : {}),
+          ...(sandbox
+            ? {
+                derivationFile: relativeToVolume(sandbox.derivationFile),
+                check: { dataDir: relativeToVolume(sandbox.dataDir) },
+              }
+            : entry.derivationFile
+              ? { derivationFile: entry.derivationFile.relative }
+              : {}),
         },
       };
       try {
@@ -864,6 +874,11 @@ export class KubernetesScheduler implements Scheduler {
     }
     const outputs = new Map<string, string>();
     for (const o of st.outputs ?? []) outputs.set(o.name, o.path);
+    if (entry.sandbox) {
+      // Registered in the scratch store only: compared there with the valid outputs.
+      for (const [name, path] of await this.outputMap(entry)) if (!outputs.has(name)) outputs.set(name, path);
+      return entry.sandbox.judge({ status: BuildStatus.Built, errorMsg: '', ...times, outputs });
+    }
     for (const [name, path] of await this.outputMap(entry))
       if (path !== '' && !outputs.has(name)) outputs.set(name, path);
     // The pod registered them on the shared volume; our index learns of them here.
@@ -893,6 +908,25 @@ export class KubernetesScheduler implements Scheduler {
     for (const f of entry.followers.values()) f.stop();
     entry.listeners.clear();
     entry.resolve(outcome);
+    if (entry.check) this.endCheck(entry);
+  }
+
+  /** A check's NixBuild and scratch store serve nobody once judged (or cancelled). */
+  private endCheck(entry: Entry): void {
+    this.enqueue(entry, async () => {
+      if (entry.uid === undefined) return;
+      await this.custom
+        .deleteNamespacedCustomObject({
+          ...this.api,
+          name: entry.name,
+          propagationPolicy: 'Background',
+          body: { preconditions: { uid: entry.uid } },
+        })
+        .catch((e: unknown) => {
+          if (statusCode(e) !== 404) throw e;
+        });
+    });
+    void entry.specQueue.then(() => entry.sandbox?.dispose());
   }
 }
 

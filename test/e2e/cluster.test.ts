@@ -347,6 +347,42 @@ describe('a remote builder (nix-build --builders): derivations sent whole', () =
   );
 });
 
+describe('check mode (nix build --rebuild) on the cluster', () => {
+  const rebuild = async (name: string, script: string) => {
+    const file = await writeDrvFile(name, script);
+    const drv = await instantiate(file);
+    expect((await nixBuild2(sim.env, sim.storeUrl, ['-f', file])).exit).toBe(0);
+    const out = (await nixBuild(drv))!.status!.outputs![0]!.path;
+    const before = await sim.store.requirePathInfo(out);
+    const r = await nixBuild2(sim.env, sim.storeUrl, ['-f', file, '--rebuild', '-L']);
+    // The valid output is left as it was, whatever the check found.
+    expect((await sim.store.requirePathInfo(out)).narHash.toBase16()).toBe(before.narHash.toBase16());
+    return { drv, out, r };
+  };
+  /** Check NixBuilds (`<hash>-check-<token>`) of `drv`, once they are gone. */
+  const checksGone = (drv: string) =>
+    until('the check NixBuild removed', async () => {
+      const left = (await nixBuilds()).filter((nb) =>
+        nb.metadata.name.startsWith(`${drv.slice(11, 43)}-check-`),
+      );
+      return left.length === 0 ? true : undefined;
+    });
+
+  test('a deterministic derivation: rebuilt by a pod in a scratch store, exit 0', async () => {
+    const { drv, r } = await rebuild('stable', 'echo rebuilding; echo same > $out');
+    if (r.exit !== 0) throw new Error(`nix build --rebuild failed (exit ${r.exit}):\n${r.output}`);
+    expect(r.output).toContain('stable> rebuilding');
+    await checksGone(drv);
+  });
+
+  test("a non-deterministic one: Nix's NotDeterministic error, exit 1", async () => {
+    const { drv, out, r } = await rebuild('unstable', 'echo $RANDOM$RANDOM$RANDOM > $out');
+    expect(r.exit).toBe(1);
+    expect(r.output).toContain(`may not be deterministic: output '${out}' differs`);
+    await checksGone(drv);
+  });
+});
+
 describe('aarch64-linux', () => {
   test('an aarch64-linux derivation is built by a pod on the arm64 node', async () => {
     const file = await writeDrvFile(

@@ -116,6 +116,13 @@ describe('the NixBuild CRD', () => {
 
   test.each([
     ['a minimal build', nixBuild()],
+    [
+      'a check',
+      nixBuild({
+        check: { dataDir: 'staging/0123456789abcdef01234567/data' },
+        derivationFile: 'staging/0123456789abcdef01234567/derivation.drv',
+      }),
+    ],
     ['every field', full],
     [
       'an aarch64-darwin build (refused later by the operator, not by the schema)',
@@ -145,6 +152,8 @@ describe('the NixBuild CRD', () => {
     ['a derivationFile leaving the volume', bad(['spec', 'derivationFile'], 'derivations/../meta/x.drv')],
     ['a derivationFile outside derivations/', bad(['spec', 'derivationFile'], `store/${HASH}-hello.drv`)],
     ['an absolute derivationFile', bad(['spec', 'derivationFile'], `/derivations/${HASH}-hello.drv`)],
+    ['a check scratch store outside staging/', bad(['spec', 'check'], { dataDir: 'store/x/data' })],
+    ['a check without its scratch store', bad(['spec', 'check'], {})],
     ['a negative timeout', bad(['spec', 'timeoutSeconds'], -1)],
     ['a memory that is not a quantity', bad(['spec', 'resources', 'limits', 'memory'], 'lots')],
     ['an unknown phase', bad(['status', 'phase'], 'Running')],

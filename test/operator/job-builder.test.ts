@@ -153,6 +153,29 @@ describe('desiredJob: (NixBuild, pool) → Job', () => {
     ).not.toContain('--derivation-file');
   });
 
+  test('a check: build-drv rebuilds in the scratch store the spec names, without Redis', () => {
+    const scratch = 'staging/0123456789abcdef01234567';
+    const spec = { check: { dataDir: `${scratch}/data` }, derivationFile: `${scratch}/derivation.drv` };
+    const settings = { ...jobSettings, redis: { url: 'redis://redis:6379' } };
+    const c = desiredJob(nixBuild(spec), pools.amd64, settings, { number: 1 }).spec!.template.spec!
+      .containers[0]!;
+    expect(c.command!.slice(0, 5)).toEqual([
+      'nixyard',
+      'build-drv',
+      DRV,
+      '--data-dir',
+      `${jobSettings.storeMountPath}/${scratch}/data`,
+    ]);
+    expect(c.command!.slice(-2)).toEqual([
+      '--derivation-file',
+      `${jobSettings.storeMountPath}/${scratch}/derivation.drv`,
+    ]);
+    expect(c.env!.map((e) => e.name)).not.toContain('NIXYARD_REDIS_URL');
+    const plain = desiredJob(nixBuild(), pools.amd64, settings, { number: 1 }).spec!.template.spec!
+      .containers[0]!;
+    expect(plain.env!.map((e) => e.name)).toContain('NIXYARD_REDIS_URL');
+  });
+
   test('resources: the build wins over the pool, limits never below requests, cores from the CPU', () => {
     const c = (job: V1Job) => job.spec!.template.spec!.containers[0]!;
     const big = c(
