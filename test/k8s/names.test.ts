@@ -1,5 +1,5 @@
 /** The shared NixBuild name rule: the same vectors as test/operator/names.test.ts. */
-import { MAX_NAME_LENGTH, nixBuildName } from '../../k8s/names.js';
+import { checkBuildName, MAX_NAME_LENGTH, nixBuildName } from '../../k8s/names.js';
 import { nixBuildName as operatorName } from '../../operator/names.js';
 import { DRV, HASH } from '../operator/fixtures.js';
 
@@ -23,4 +23,14 @@ test.each([
 test('not a derivation: an Error', () => {
   expect(() => nixBuildName(`/nix/store/${HASH}-hello`)).toThrow(/not a derivation/);
   expect(() => nixBuildName('/tmp/x.drv')).toThrow();
+});
+
+test('check builds: one name per request, never the build’s own, within the NixBuild limit', () => {
+  const name = checkBuildName(DRV, '0a1b2c3d');
+  expect(name).toBe(`${HASH}-check-0a1b2c3d`);
+  expect(name).not.toBe(nixBuildName(DRV));
+  expect(checkBuildName(DRV, 'ffffffff')).not.toBe(name);
+  expect(name.length).toBeLessThanOrEqual(MAX_NAME_LENGTH);
+  expect(() => checkBuildName(DRV, 'XYZ')).toThrow(/bad check token/);
+  expect(() => checkBuildName(`/nix/store/${HASH}-hello`, '0a1b2c3d')).toThrow(/not a derivation/);
 });
