@@ -34,8 +34,13 @@ export interface GatewayConfig {
    * `namespace` undefined: the kubeconfig context's (in a pod: its own).
    */
   readonly kubernetes?: { readonly namespace: string | undefined } | undefined;
-  /** The cluster's Redis, holding the index shared with other replicas and build pods; undefined = in-process. */
+  /**
+   * The cluster's Redis, holding what replicas and build pods on one volume share: the
+   * index, per-path locks, sessions and their temp roots, the GC lock; undefined = in-process.
+   */
   readonly redisUrl?: string | undefined;
+  /** Seconds a replica's sessions, temp roots and locks outlive it in Redis (renewed every third). */
+  readonly redisTtl?: number;
 }
 
 interface Setting {
@@ -127,8 +132,14 @@ const SETTINGS = {
   redisUrl: {
     flag: 'redis-url',
     env: 'NIXYARD_REDIS_URL',
-    help: 'Redis holding the index shared by replicas and build pods, redis://HOST:PORT/DB (empty: in-process)',
+    help: 'Redis shared by replicas and build pods (index, locks, sessions), redis://HOST:PORT/DB (empty: in-process)',
     default: () => '',
+  },
+  redisTtl: {
+    flag: 'redis-ttl',
+    env: 'NIXYARD_REDIS_TTL',
+    help: "seconds a dead replica's sessions, temp roots and locks stay in Redis (renewed every third while alive)",
+    default: () => '30',
   },
   logLevel: {
     flag: 'log-level',
@@ -232,5 +243,6 @@ export function loadGatewayConfig(
       .filter((k) => k !== ''),
     kubernetes,
     redisUrl: get(SETTINGS.redisUrl, dataDir) || undefined,
+    redisTtl: positiveInt('redis-ttl', get(SETTINGS.redisTtl, dataDir)),
   };
 }

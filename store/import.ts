@@ -4,7 +4,10 @@
  * (AddMultipleToStore, ImportPaths), and data to be content-addressed (AddToStore,
  * AddTextToStore).
  *
- * Order of a commit, under the per-path lock:
+ * First, the importing session makes the path and its references temp roots
+ * (`ImportOptions`), so no garbage collector, on any replica, removes them meanwhile.
+ * Order of a commit, under the per-path lock (a Redis lease when replicas share the
+ * volume: then two replicas never commit one path at once, and the second finds it valid):
  *   1. a record already exists → another import won: discard our staging, return its info;
  *   2. every reference (except a self-reference) must be valid;
  *   3. stray content at the target (no record, so not valid) is moved aside;
@@ -28,7 +31,8 @@ import { finishRoot } from './canonicalise.js';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { fsyncDir, isErrno, removeTree, renameAway } from './fs-util.js';
 import type { StoreLayout } from './layout.js';
-import type { KeyedLock } from './locks.js';
+import type { PathLocks } from './coordination.js';
+import type { TempRootRegistry } from './redis-registry.js';
 import type { PathIndex } from './path-index.js';
 import type { PathInfo } from './path-info.js';
 import { readRecord, writeRecord } from './records.js';
@@ -45,9 +49,26 @@ import {
 export interface StoreContext {
   readonly layout: StoreLayout;
   readonly index: PathIndex;
-  readonly locks: KeyedLock;
+  readonly locks: PathLocks;
+  readonly tempRoots: TempRootRegistry;
   /** Unix seconds, for registrationTime. */
   readonly now: () => number;
+}
+
+/** Who imports: the session whose temp roots protect the path and its references. */
+export interface ImportOptions {
+  /**
+   * The importing session. Before a path's references are checked, the path and its
+   * references become temp roots of this session (as Nix's daemon does), so a GC
+   * anywhere keeps them, and `deletePath` notices if it raced with the check.
+   */
+  readonly sessionId?: string | undefined;
+}
+
+/** Makes `info.path` and its references temp roots of the importing session. */
+async function rootPaths(ctx: StoreContext, options: ImportOptions, info: PathInfo): Promise<void> {
+  if (options.sessionId === undefined) return;
+  await ctx.tempRoots.add(options.sessionId, [info.path, ...info.references]);
 }
 
 /** One item of a batch: the claim, then its NAR (read before the next item is asked for). */
@@ -93,32 +114,51 @@ function referenceError(path: string, missing: string): StoreError {
   );
 }
 
+export interface CommitOptions {
+  /**
+   * The caller holds the lock on the path already (a build holds its outputs' locks
+   * from before it checks them until they are registered); `signal` is that hold's.
+   */
+  readonly locked?: { readonly signal: AbortSignal };
+}
+
 /** Moves verified staged content into the store and registers it (see the header). */
-export async function commitStaged(ctx: StoreContext, staged: Staged): Promise<PathInfo> {
-  const { layout, index } = ctx;
+export async function commitStaged(
+  ctx: StoreContext,
+  staged: Staged,
+  options: CommitOptions = {},
+): Promise<PathInfo> {
   const path = staged.info.path;
   try {
-    return await ctx.locks.with(path, async () => {
-      const existing = await readRecord(layout, path);
-      if (existing) {
-        if (!(await index.get(path))) await index.put(existing);
-        return existing;
-      }
-      const missing = await missingReferences(ctx, staged.info);
-      if (missing.length > 0) throw referenceError(path, missing[0]!);
-      const target = layout.contentPath(path);
-      await moveAsideIfPresent(target, join(staged.dir, 'stale'));
-      await rename(staged.root, target);
-      await finishRoot(target);
-      await fsyncDir(layout.contentDir);
-      const info: PathInfo = { ...staged.info, registrationTime: ctx.now() };
-      await writeRecord(layout, info);
-      await index.put(info);
-      return info;
-    });
+    if (options.locked) return await commitLocked(ctx, staged, options.locked.signal);
+    return await ctx.locks.with(path, (signal) => commitLocked(ctx, staged, signal));
   } finally {
     await removeTree(staged.dir);
   }
+}
+
+/** The commit proper, under the path's lock; stops before each change if the lock was lost. */
+async function commitLocked(ctx: StoreContext, staged: Staged, signal: AbortSignal): Promise<PathInfo> {
+  const { layout, index } = ctx;
+  const path = staged.info.path;
+  const existing = await readRecord(layout, path);
+  if (existing) {
+    if (!(await index.get(path))) await index.put(existing);
+    return existing;
+  }
+  const missing = await missingReferences(ctx, staged.info);
+  if (missing.length > 0) throw referenceError(path, missing[0]!);
+  const target = layout.contentPath(path);
+  signal.throwIfAborted();
+  await moveAsideIfPresent(target, join(staged.dir, 'stale'));
+  await rename(staged.root, target);
+  await finishRoot(target);
+  await fsyncDir(layout.contentDir);
+  const info: PathInfo = { ...staged.info, registrationTime: ctx.now() };
+  signal.throwIfAborted();
+  await writeRecord(layout, info);
+  await index.put(info);
+  return info;
 }
 
 async function moveAsideIfPresent(target: string, aside: string): Promise<void> {
@@ -139,10 +179,12 @@ export async function importNar(
   ctx: StoreContext,
   claim: NarClaim,
   nar: AsyncIterable<Uint8Array>,
+  options: ImportOptions = {},
 ): Promise<PathInfo> {
   const tap = new SourceTap(nar);
   try {
     const info = claimToInfo(claim, ctx.layout.storeDir);
+    await rootPaths(ctx, options, info);
     const existing = await ctx.index.get(info.path);
     if (existing) {
       await tap.drain();
@@ -167,7 +209,11 @@ export async function importNar(
  * not read (the caller skips the rest of its frame). A reference that neither is valid
  * nor comes in the batch fails the batch at its end.
  */
-export async function importBatch(ctx: StoreContext, items: AsyncIterable<BatchItem>): Promise<PathInfo[]> {
+export async function importBatch(
+  ctx: StoreContext,
+  items: AsyncIterable<BatchItem>,
+  options: ImportOptions = {},
+): Promise<PathInfo[]> {
   /** The path of each item, in order, and the info of each path once known. */
   const order: string[] = [];
   const infos = new Map<string, PathInfo>();
@@ -193,6 +239,7 @@ export async function importBatch(ctx: StoreContext, items: AsyncIterable<BatchI
           await tap.drain(); // sent twice in one batch
           continue;
         }
+        await rootPaths(ctx, options, info);
         const existing = await ctx.index.get(info.path);
         if (existing) {
           await tap.drain();
@@ -225,10 +272,18 @@ export async function addToStore(
   ctx: StoreContext,
   req: AddToStoreRequest,
   data: AsyncIterable<Uint8Array>,
+  options: ImportOptions = {},
 ): Promise<PathInfo> {
   const tap = new SourceTap(data);
   try {
-    return await commitStaged(ctx, await stageAddToStore(ctx.layout, req, tap));
+    const staged = await stageAddToStore(ctx.layout, req, tap);
+    try {
+      await rootPaths(ctx, options, staged.info);
+    } catch (err) {
+      await removeTree(staged.dir);
+      throw err;
+    }
+    return await commitStaged(ctx, staged);
   } catch (err) {
     throw await afterDrain(err, tap);
   }

@@ -8,16 +8,29 @@ import { dumpPath } from '../nix/nar/writer.js';
 import { HASH_PART_LENGTH, isStorePath, STORE_DIR } from '../nix/store-path.js';
 import { StoreError, StoreErrorCode, notValid } from './errors.js';
 import { removeTree, renameAway } from './fs-util.js';
-import { addToStore, importBatch, importNar, type BatchItem, type StoreContext } from './import.js';
+import {
+  memoryCoordination,
+  type Coordination,
+  type SessionHandle,
+  type SessionOpenOptions,
+} from './coordination.js';
+import {
+  addToStore,
+  importBatch,
+  importNar,
+  type BatchItem,
+  type CommitOptions,
+  type ImportOptions,
+  type StoreContext,
+} from './import.js';
 import { StoreLayout } from './layout.js';
-import { KeyedLock } from './locks.js';
 import { MemoryPathIndex } from './memory-index.js';
 import { RecordPathIndex } from './record-index.js';
 import type { PathIndex } from './path-index.js';
 import type { PathInfo } from './path-info.js';
 import { deleteRecord, readRecord, writeRecord } from './records.js';
 import type { AddToStoreRequest, NarClaim } from './staging.js';
-import { TempRoots } from './temp-roots.js';
+import type { TempRootRegistry } from './redis-registry.js';
 import { registerBuiltPaths, type BuiltPath } from './register-built.js';
 import { reindex, verifyStore, type ReindexReport, type VerifyOptions, type VerifyReport } from './verify.js';
 
@@ -41,25 +54,31 @@ export interface LocalStoreOptions {
   readonly cleanStaging?: boolean | { readonly olderThanMs: number };
   /** Clock for registrationTime, in unix seconds. */
   readonly now?: () => number;
+  /**
+   * Locks, sessions and temp roots, and the GC lock (coordination.ts). Default: in this
+   * process only; `redisCoordination` when replicas and build pods share the volume.
+   */
+  readonly coordination?: Coordination;
 }
 
 export class LocalStore {
   readonly layout: StoreLayout;
   readonly index: PathIndex;
-  readonly tempRoots = new TempRoots();
+  readonly coordination: Coordination;
   private readonly ctx: StoreContext;
 
-  private constructor(layout: StoreLayout, index: PathIndex, now: () => number) {
+  private constructor(layout: StoreLayout, index: PathIndex, now: () => number, coordination: Coordination) {
     this.layout = layout;
     this.index = index;
-    this.ctx = { layout, index, locks: new KeyedLock(), now };
+    this.coordination = coordination;
+    this.ctx = { layout, index, locks: coordination.locks, tempRoots: coordination.tempRoots, now };
   }
 
   /**
    * Opens (creating if needed) the store in `dataDir`: removes staging left over from a
-   * crash and, unless told otherwise, rebuilds the index. Only one process may open a
-   * data directory until cross-process locking arrives (it would remove the other's
-   * staging).
+   * crash and, unless told otherwise, rebuilds the index. Several processes may open one
+   * data directory only with a shared index and coordination (Redis) and
+   * `cleanStaging: { olderThanMs }` (or false).
    */
   static async open(options: LocalStoreOptions): Promise<LocalStore> {
     const layout = new StoreLayout(options.dataDir, options.storeDir ?? STORE_DIR);
@@ -69,7 +88,12 @@ export class LocalStore {
     const fromRecords = options.index === 'records';
     const index =
       options.index === 'records' ? new RecordPathIndex(layout) : (options.index ?? new MemoryPathIndex());
-    const store = new LocalStore(layout, index, options.now ?? (() => Math.floor(Date.now() / 1000)));
+    const store = new LocalStore(
+      layout,
+      index,
+      options.now ?? (() => Math.floor(Date.now() / 1000)),
+      options.coordination ?? memoryCoordination(),
+    );
     if (options.reindex ?? !fromRecords) await store.reindex();
     return store;
   }
@@ -78,21 +102,47 @@ export class LocalStore {
     return this.layout.storeDir;
   }
 
+  // ---- sessions, temp roots, locks (coordination.ts) ----
+
+  /** Temp roots of every live session (of every replica, with Redis). */
+  get tempRoots(): TempRootRegistry {
+    return this.coordination.tempRoots;
+  }
+
+  /** Registers a protocol session or a build; its temp roots count until it is closed. */
+  openSession(sessionId: string, options?: SessionOpenOptions): Promise<SessionHandle> {
+    return this.coordination.openSession(sessionId, options);
+  }
+
+  /** Runs `fn` holding the per-path locks of `paths` (a build's outputs). */
+  withPathLocks<T>(paths: readonly string[], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.coordination.locks.with(paths, fn);
+  }
+
+  /** Runs `fn` as the only garbage collector on this store (cluster-wide with Redis). */
+  withGcLock<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.coordination.withGcLock(fn);
+  }
+
   // ---- imports (import.ts) ----
 
   /** AddToStoreNar: import one NAR as `claim.path` after verifying it. */
-  importNar(claim: NarClaim, nar: AsyncIterable<Uint8Array>): Promise<PathInfo> {
-    return importNar(this.ctx, claim, nar);
+  importNar(claim: NarClaim, nar: AsyncIterable<Uint8Array>, options?: ImportOptions): Promise<PathInfo> {
+    return importNar(this.ctx, claim, nar, options);
   }
 
   /** AddMultipleToStore / ImportPaths: references may point forward within the batch. */
-  importBatch(items: AsyncIterable<BatchItem>): Promise<PathInfo[]> {
-    return importBatch(this.ctx, items);
+  importBatch(items: AsyncIterable<BatchItem>, options?: ImportOptions): Promise<PathInfo[]> {
+    return importBatch(this.ctx, items, options);
   }
 
   /** AddToStore: content-address `data` by `req.method` and store it. */
-  addToStore(req: AddToStoreRequest, data: AsyncIterable<Uint8Array>): Promise<PathInfo> {
-    return addToStore(this.ctx, req, data);
+  addToStore(
+    req: AddToStoreRequest,
+    data: AsyncIterable<Uint8Array>,
+    options?: ImportOptions,
+  ): Promise<PathInfo> {
+    return addToStore(this.ctx, req, data, options);
   }
 
   /** AddTextToStore (and `builtins.toFile`): a `text:sha256` path. */
@@ -100,9 +150,10 @@ export class LocalStore {
     name: string,
     text: string | Uint8Array,
     references: readonly string[] = [],
+    options?: ImportOptions,
   ): Promise<PathInfo> {
     const bytes = typeof text === 'string' ? Buffer.from(text) : text;
-    return addToStore(this.ctx, { name, method: 'text:sha256', references }, oneChunk(bytes));
+    return addToStore(this.ctx, { name, method: 'text:sha256', references }, oneChunk(bytes), options);
   }
 
   // ---- queries (index only) ----
@@ -201,30 +252,31 @@ export class LocalStore {
 
   /**
    * Deletes a valid path (`nix-store --delete`): refused while another valid path refers
-   * to it or a session holds it as a temp root. The record goes first (the path stops
-   * being valid), then the index entry, then the content.
+   * to it or a session (of any replica) holds it as a temp root. The record goes first
+   * (the path stops being valid), then the index entry, then the content.
+   *
+   * A session roots a path before it relies on the path being valid (import.ts), so
+   * between the check here and the deletion a session elsewhere may have rooted it and
+   * found it valid, or registered a path referring to it. So the check runs again once
+   * the path is invalid; if it fails now, the record is put back (the content was not
+   * touched yet) and the deletion refused.
    */
   async deletePath(path: string): Promise<void> {
-    await this.ctx.locks.with(path, async () => {
+    await this.ctx.locks.with(path, async (signal) => {
       const info = await readRecord(this.layout, path);
       if (!info) throw notValid(path);
-      const referrers = (await this.index.referrers(path)).filter((r) => r !== path);
-      if (referrers.length > 0) {
-        throw new StoreError(
-          StoreErrorCode.PATH_IN_USE,
-          `cannot delete path '${path}' because it is in use by '${referrers[0]}'`,
-          { path, referrer: referrers[0] },
-        );
-      }
-      if (this.tempRoots.has(path)) {
-        throw new StoreError(
-          StoreErrorCode.PATH_IN_USE,
-          `cannot delete path '${path}' since it is still alive (a session holds it)`,
-          { path },
-        );
-      }
+      await this.checkDeletable(path);
+      signal.throwIfAborted();
       await deleteRecord(this.layout, path);
       await this.index.delete(path);
+      try {
+        await this.checkDeletable(path);
+        signal.throwIfAborted();
+      } catch (err) {
+        await writeRecord(this.layout, info);
+        await this.index.put(info);
+        throw err;
+      }
       const trash = await this.layout.newStagingDir();
       try {
         await renameAway(this.layout.contentPath(path), `${trash}/content`);
@@ -234,9 +286,30 @@ export class LocalStore {
     });
   }
 
-  /** Registers the canonical outputs of a local build (register-built.ts). */
-  registerBuilt(outputs: readonly BuiltPath[]): Promise<PathInfo[]> {
-    return registerBuiltPaths(this.ctx, outputs);
+  private async checkDeletable(path: string): Promise<void> {
+    const referrers = (await this.index.referrers(path)).filter((r) => r !== path);
+    if (referrers.length > 0) {
+      throw new StoreError(
+        StoreErrorCode.PATH_IN_USE,
+        `cannot delete path '${path}' because it is in use by '${referrers[0]}'`,
+        { path, referrer: referrers[0] },
+      );
+    }
+    if (await this.tempRoots.has(path)) {
+      throw new StoreError(
+        StoreErrorCode.PATH_IN_USE,
+        `cannot delete path '${path}' since it is still alive (a session holds it)`,
+        { path },
+      );
+    }
+  }
+
+  /**
+   * Registers the canonical outputs of a local build (register-built.ts); `locked` when
+   * the caller holds the outputs' locks (`withPathLocks`).
+   */
+  registerBuilt(outputs: readonly BuiltPath[], options?: CommitOptions): Promise<PathInfo[]> {
+    return registerBuiltPaths(this.ctx, outputs, options);
   }
 
   /**

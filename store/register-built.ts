@@ -9,13 +9,16 @@
  * other reference is valid, so that a failure part-way is unlikely; if it happens, the
  * outputs committed so far stay valid (each is complete and correct on its own), which
  * differs from Nix's single SQLite transaction only in that window.
+ *
+ * A builder holds the locks of its outputs from before it checks whether they are valid
+ * until they are registered (`CommitOptions.locked`), as Nix holds its output path locks.
  */
 import { join } from 'node:path';
 import type { Hash } from '../nix/hash.js';
 import { parseStorePath } from '../nix/store-path.js';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { removeTree, renameAway } from './fs-util.js';
-import { commitStaged, type StoreContext } from './import.js';
+import { commitStaged, type CommitOptions, type StoreContext } from './import.js';
 import { sortPaths, type PathInfo } from './path-info.js';
 
 export interface BuiltPath {
@@ -40,6 +43,7 @@ export interface BuiltPath {
 export async function registerBuiltPaths(
   ctx: StoreContext,
   outputs: readonly BuiltPath[],
+  options: CommitOptions = {},
 ): Promise<PathInfo[]> {
   const ours = new Set(outputs.map((o) => o.path));
   const others = [...new Set(outputs.flatMap((o) => o.references))].filter((r) => !ours.has(r));
@@ -74,7 +78,7 @@ export async function registerBuiltPaths(
       registrationTime: 0,
       ultimate: true,
     };
-    infos.push(await commitStaged(ctx, { info, dir, root }));
+    infos.push(await commitStaged(ctx, { info, dir, root }, options));
   }
   return infos;
 }

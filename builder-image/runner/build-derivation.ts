@@ -1,13 +1,15 @@
 /**
  * The library entry point: realise one derivation in a LocalStore, the way Nix 2.8's
  * `LocalDerivationGoal` does with `sandbox = true`. Steps: load and check the .drv,
- * return AlreadyValid if every output is valid, check the input closure, make the
- * environment and the sandbox, run the builder, check and register the outputs.
+ * return AlreadyValid if every output is valid, take the outputs' locks (and look again),
+ * check the input closure, make the environment and the sandbox, run the builder, check
+ * and register the outputs.
  * Failures are results (status + Nix's message), not exceptions; only broken
  * preconditions of the caller (no bwrap, unreadable store) throw.
  */
+import { randomUUID } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   DerivationHasher,
@@ -274,11 +276,11 @@ export async function buildDerivation(opts: BuildDerivationOptions): Promise<Bui
   const settings = defaultSettings(opts.settings);
   const storeDir = store.storeDir;
   let drv: Derivation;
-  let inputs: Set<string>;
+  let outs: Map<string, string>;
   try {
     drv = opts.derivation ?? (await loadDrv(store, drvPath));
     const type = derivationType(drv);
-    const outs = outputPaths(drv);
+    outs = outputPaths(drv);
     if (outs.size !== drv.outputs.size || type.kind === 'impure' || type.kind === 'floating') {
       throw new BuildError(
         BuildErrorCode.UNSUPPORTED,
@@ -287,21 +289,8 @@ export async function buildDerivation(opts: BuildDerivationOptions): Promise<Bui
         { drvPath },
       );
     }
-    const valid = await store.queryValid([...outs.values()]);
-    if ([...outs.values()].every((p) => valid.has(p))) {
-      return {
-        status: BuildStatus.AlreadyValid,
-        errorMsg: '',
-        builtOutputs: await builtOutputsOf(store, drv, outs),
-        startTime: 0,
-        stopTime: 0,
-        timesBuilt: 0,
-        isNonDeterministic: false,
-        code: undefined,
-        hashMismatch: false,
-        keptDir: undefined,
-      };
-    }
+    const already = await alreadyValid(store, drv, outs);
+    if (already) return already;
     if (drv.platform !== settings.system) {
       throw new BuildError(
         BuildErrorCode.PLATFORM_MISMATCH,
@@ -317,12 +306,71 @@ export async function buildDerivation(opts: BuildDerivationOptions): Promise<Bui
         { drvPath, system: drv.platform },
       );
     }
-    inputs = await inputClosure(store, drv, drvPath);
   } catch (err) {
     if (err instanceof BuildError) return failure(err);
     throw err;
   }
-  return realise(opts, settings, drv, inputs, storeDir);
+  return lockedBuild(opts, settings, drv, outs, storeDir);
+}
+
+/**
+ * The build proper, as Nix's goal does it once it holds its output path locks: the
+ * builder holds the locks of every output (cluster-wide when the store coordinates
+ * through Redis) until the outputs are registered, so two builders of one derivation,
+ * on any replica or pod, build it once; the one that waited finds the outputs valid.
+ * A build session keeps the input closure and the outputs as temp roots meanwhile, so
+ * no garbage collector removes what the build reads or has just registered.
+ */
+async function lockedBuild(
+  opts: BuildDerivationOptions,
+  settings: BuildSettings,
+  drv: Derivation,
+  outs: ReadonlyMap<string, string>,
+  storeDir: string,
+): Promise<BuildOutcome> {
+  const { store, drvPath } = opts;
+  const session = await store.openSession(`build:${randomUUID()}`, {
+    info: { drvPath, replica: `${hostname()}:${process.pid}` },
+  });
+  try {
+    return await store.withPathLocks([...outs.values()], async (signal) => {
+      let inputs: Set<string>;
+      try {
+        const already = await alreadyValid(store, drv, outs);
+        if (already) return already;
+        inputs = await inputClosure(store, drv, drvPath);
+        await store.tempRoots.add(session.sessionId, [drvPath, ...inputs, ...outs.values()]);
+      } catch (err) {
+        if (err instanceof BuildError) return failure(err);
+        throw err;
+      }
+      return realise(opts, settings, drv, inputs, storeDir, signal);
+    });
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
+/** AlreadyValid with the outputs if every output is valid, else undefined. */
+async function alreadyValid(
+  store: LocalStore,
+  drv: Derivation,
+  outs: ReadonlyMap<string, string>,
+): Promise<BuildOutcome | undefined> {
+  const valid = await store.queryValid([...outs.values()]);
+  if (![...outs.values()].every((p) => valid.has(p))) return undefined;
+  return {
+    status: BuildStatus.AlreadyValid,
+    errorMsg: '',
+    builtOutputs: await builtOutputsOf(store, drv, outs),
+    startTime: 0,
+    stopTime: 0,
+    timesBuilt: 0,
+    isNonDeterministic: false,
+    code: undefined,
+    hashMismatch: false,
+    keptDir: undefined,
+  };
 }
 
 async function builtOutputsOf(
@@ -352,6 +400,8 @@ async function realise(
   drv: Derivation,
   inputs: Set<string>,
   storeDir: string,
+  /** Aborted if the lock on the outputs was lost: then nothing may be registered. */
+  locked: AbortSignal,
 ): Promise<BuildOutcome> {
   const { store, drvPath } = opts;
   const fixed = derivationType(drv).kind === 'fixed';
@@ -486,7 +536,7 @@ async function realise(
       built.structured,
       view,
     );
-    const registered = await store.registerBuilt(infos);
+    const registered = await store.registerBuilt(infos, { locked: { signal: locked } });
     if (mismatch) throw mismatch;
     return {
       status: BuildStatus.Built,

@@ -14,15 +14,19 @@ import { redisUrlFrom } from '../../store/redis.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import {
   buildDerivation,
+  BuildStatus,
   exitCodeOf,
   stripAnsi,
+  type BuildOutcome,
   type BuildSettings,
 } from '../../builder-image/runner/index.js';
+import type { StoreError } from '../../store/errors.js';
 import { UsageError, type Command } from '../command.js';
 
 const USAGE = `Usage: nixyard build-drv /nix/store/…drv [--data-dir DIR] [--cores N] [--timeout S]
                           [--max-silent-time S] [--keep-failed]
                           [--derivation-file FILE] [--result-fd N] [--redis-url URL]
+                          [--redis-ttl S]
 
 Builds the derivation in a bubblewrap sandbox. The .drv and its input closure must be
 valid in the store at DIR (default $NIXYARD_DATA_DIR or ./data). Prints the output paths.
@@ -32,6 +36,9 @@ Exit status as nix-build: 0 ok, 100 builder failed, 101 timed out, 102 hash mism
 With --redis-url URL (default $NIXYARD_REDIS_URL), the store's index is the cluster's
 shared one in Redis: inputs are looked up there, and the outputs are registered in
 both the records on the volume and Redis, so every gateway replica sees them at once.
+The build holds a Redis lock on its output paths (a lease of --redis-ttl seconds,
+default $NIXYARD_REDIS_TTL or 30, renewed while it runs): another builder of the same
+derivation, anywhere, waits for it and then reports the outputs as already valid.
 
 For the gateway's executors:
   --derivation-file FILE  build the derivation in FILE (ATerm) under the name of the
@@ -63,6 +70,7 @@ export const buildDrvCommand: Command = {
         'derivation-file': { type: 'string' },
         'result-fd': { type: 'string' },
         'redis-url': { type: 'string' },
+        'redis-ttl': { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UsageError('exactly one .drv path expected');
@@ -95,10 +103,20 @@ export const buildDrvCommand: Command = {
       io.stderr.write(`error: ${err.message} [${err.code}]\n`);
       return 1;
     }
+    const ttl = int(values['redis-ttl'] ?? (process.env.NIXYARD_REDIS_TTL || undefined), '--redis-ttl');
+    const coordination =
+      redisIndex && redisUrl !== undefined
+        ? (await import('../../store/redis-coordination.js')).redisCoordination(redisIndex.client, {
+            url: redisUrl,
+            prefix: redisIndex.prefix,
+            ...(ttl ? { ttlMs: ttl * 1000 } : {}),
+          })
+        : undefined;
     const store = await LocalStore.open({
       dataDir: values['data-dir'] ?? process.env.NIXYARD_DATA_DIR ?? 'data',
       cleanStaging: false,
       ...(redisIndex ? { index: redisIndex, reindex: false } : { index: 'records' }),
+      ...(coordination ? { coordination } : {}),
     }).catch(async (err: unknown) => {
       await redisIndex?.close();
       throw err;
@@ -116,6 +134,11 @@ export const buildDrvCommand: Command = {
         settings,
         signal: controller.signal,
         onLogLine: (line) => io.stderr.write(`${line}\n`),
+      }).catch((err: unknown) => {
+        // The store failed under the build (Redis unreachable, a lost lock): a result the
+        // gateway relays to its client, rather than a builder that ends without one.
+        if (!isStoreError(err)) throw err;
+        return storeFailure(drvPath, err);
       });
       if (resultFd !== undefined) {
         const { status, errorMsg, builtOutputs, startTime, stopTime, timesBuilt, isNonDeterministic } =
@@ -138,6 +161,21 @@ export const buildDrvCommand: Command = {
     }
   },
 };
+
+function storeFailure(drvPath: string, err: StoreError): BuildOutcome {
+  return {
+    status: BuildStatus.MiscFailure,
+    errorMsg: `cannot build '${drvPath}': ${err.message} [${err.code}]`,
+    builtOutputs: [],
+    startTime: 0,
+    stopTime: 0,
+    timesBuilt: 0,
+    isNonDeterministic: false,
+    code: undefined,
+    hashMismatch: false,
+    keptDir: undefined,
+  };
+}
 
 function writeResult(fd: number, text: string): Promise<void> {
   return new Promise((resolve, reject) => {

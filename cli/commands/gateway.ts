@@ -29,12 +29,22 @@ export const gatewayCommand: Command = {
       config.redisUrl === undefined
         ? undefined
         : await (await import('../../store/redis-index.js')).RedisPathIndex.connect(config.redisUrl);
+    // …and so are locks, sessions, temp roots and the GC lock, shared with the other replicas.
+    const coordination =
+      redis && config.redisUrl !== undefined
+        ? (await import('../../store/redis-coordination.js')).redisCoordination(redis.client, {
+            url: config.redisUrl,
+            prefix: redis.prefix,
+            ttlMs: (config.redisTtl ?? 30) * 1000,
+          })
+        : undefined;
     const store = await LocalStore.open({
       dataDir: config.dataDir,
       // With a shared index, other replicas and build pods stage on this volume too:
       // remove only leftovers nobody has touched for hours.
       cleanStaging: redis ? { olderThanMs: STALE_STAGING_MS } : true,
       ...(redis ? { index: redis, reindex: !(await redis.isPopulated()) } : {}),
+      ...(coordination ? { coordination } : {}),
     });
     const metrics = new GatewayMetrics();
     const builds = config.kubernetes

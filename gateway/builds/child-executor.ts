@@ -72,6 +72,7 @@ export function childExecutor(options: ChildExecutorOptions): Executor {
       if (options.maxSilentTime) args.push('--max-silent-time', String(options.maxSilentTime));
       const derivationFile = sandbox?.derivationFile ?? file;
       if (derivationFile !== undefined) args.push('--derivation-file', derivationFile);
+      if (!sandbox) args.push(...options.store.coordination.builderFlags); // shared locks (Redis)
       const ran = await runChild(program, args, drvPath, { signal, log, killAfterMs: options.killAfterMs });
       if (ran.kind === 'outcome') return ran.outcome;
       const result = ran.result;

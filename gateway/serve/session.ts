@@ -36,6 +36,7 @@ import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
 import { toClaim } from '../path-infos.js';
 import { closureWithOutputs } from '../worker/derivations.js';
+import { openStoreSession } from '../worker/session.js';
 import { requirePermission, SERVE_COMMAND_PERMISSION } from '../permissions.js';
 import type { ClientIdentity } from '../ssh-server.js';
 import type { BuildService } from '../builds/service.js';
@@ -92,6 +93,15 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
   negotiateVersion(clientVersion, serverVersion, SERVE_PROTOCOL.minMinor);
   const ctx: Ctx = { minor: minorOf(Math.min(clientVersion, serverVersion)), limits };
   log.info({ minor: ctx.minor, write: deps.write }, 'serve handshake done');
+  let registration;
+  try {
+    registration = await openStoreSession(store, deps.sessionId, 'serve', deps.who, log);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.warn({ err: message }, 'cannot register the session');
+    channel.stderr.write(`error: Nixyard cannot open a session: ${message}\n`);
+    throw err;
+  }
 
   const reply = <K extends ServeCommandName>(cmd: K, value: ServeReply<K>): Promise<void> =>
     writer.write(encodeServeReply(cmd, value, ctx));
@@ -125,7 +135,9 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
     channel.stderr.write(`error: ${message}\n`);
     throw err;
   } finally {
-    store.tempRoots.release(deps.sessionId);
+    await registration.close().catch((err: unknown) => {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot unregister the session');
+    });
   }
 
   /** Log lines of this session's builds, raw on the channel's stderr as Nix's serve does. */
@@ -230,7 +242,7 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
         const { lock, paths } = request.args;
         const valid = await store.queryValid(paths);
         const answer = paths.filter((p) => valid.has(p));
-        if (lock && deps.write) store.tempRoots.add(deps.sessionId, answer);
+        if (lock && deps.write) await store.tempRoots.add(deps.sessionId, answer);
         return reply('QueryValidPaths', answer);
       }
       case 'QueryPathInfos': {
@@ -279,7 +291,9 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
           );
         }
         // Like nix-store --serve: signatures are not checked on this path (NoCheckSigs).
-        await store.importNar(toClaim(a), readNarFromWire(reader, { expectedSize: a.narSize }));
+        await store.importNar(toClaim(a), readNarFromWire(reader, { expectedSize: a.narSize }), {
+          sessionId: deps.sessionId,
+        });
         return reply('AddToStoreNar', 1);
       }
       case 'BuildDerivation':

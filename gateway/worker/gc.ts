@@ -1,11 +1,16 @@
 /**
  * CollectGarbage (reference §5.1 op 20) over the store. Roots are the temp roots of every
- * session (configured roots and running builds join them later); live = their closure.
+ * live session — of every replica and build, when they share a Redis (configured roots
+ * join them later); live = their closure. One collector runs at a time (the store's GC
+ * lock, cluster-wide with Redis). A session may root a path while we collect: the
+ * store's `deletePath` checks again under the path's lock, and a path it refuses then is
+ * skipped, as Nix's collector skips paths that became roots while it ran.
  * Progress goes to the client as STDERR_NEXT lines, worded as Nix's daemon words them.
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GcAction } from '../../nix/protocol/worker.js';
+import { isStoreError, StoreErrorCode } from '../../store/errors.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
 import type { OpEnv } from './ops.js';
@@ -18,7 +23,9 @@ export interface GcResult {
 
 async function livePaths(env: OpEnv): Promise<Set<string>> {
   await env.log.line('finding garbage collector roots...');
-  return env.store.queryClosure([...env.store.tempRoots.all()]);
+  // Roots may name paths not (yet) valid: uploads in progress, AddTempRoot of anything.
+  const roots = [...(await env.store.tempRoots.all())];
+  return env.store.queryClosure([...(await env.store.queryValid(roots))]);
 }
 
 /** Dead paths ordered so that every path comes before the paths it refers to. */
@@ -42,7 +49,16 @@ async function deletionOrder(env: OpEnv, dead: ReadonlySet<string>): Promise<str
   return order;
 }
 
-async function deleteAll(env: OpEnv, order: readonly string[], maxFreed: bigint): Promise<GcResult> {
+/**
+ * Deletes `order`; `skipInUse`: a path that became alive meanwhile (rooted, or referred
+ * to by a path registered since) is left, not an error.
+ */
+async function deleteAll(
+  env: OpEnv,
+  order: readonly string[],
+  maxFreed: bigint,
+  skipInUse: boolean,
+): Promise<GcResult> {
   const paths: string[] = [];
   let bytesFreed = 0n;
   for (const path of order) {
@@ -53,7 +69,12 @@ async function deleteAll(env: OpEnv, order: readonly string[], maxFreed: bigint)
     if (!(await env.store.isValid(path))) continue;
     await env.log.line(`deleting '${path}'`);
     const bytes = await diskBytes(env.store.layout.contentPath(path));
-    await env.store.deletePath(path);
+    try {
+      await env.store.deletePath(path);
+    } catch (err) {
+      if (!(skipInUse && isStoreError(err, StoreErrorCode.PATH_IN_USE))) throw err;
+      continue;
+    }
     paths.push(path);
     bytesFreed += bytes;
   }
@@ -99,7 +120,16 @@ async function firstAlive(
   return paths.find((p) => alive.has(p));
 }
 
-export async function collectGarbage(
+export function collectGarbage(
+  env: OpEnv,
+  action: number,
+  pathsToDelete: readonly string[],
+  maxFreed: bigint,
+): Promise<GcResult> {
+  return env.store.withGcLock(() => collect(env, action, pathsToDelete, maxFreed));
+}
+
+async function collect(
   env: OpEnv,
   action: number,
   pathsToDelete: readonly string[],
@@ -117,7 +147,7 @@ export async function collectGarbage(
     case GcAction.DeleteDead: {
       await env.log.line('deleting garbage...');
       const dead = new Set((await env.store.queryAll()).filter((p) => !live.has(p)));
-      return deleteAll(env, await deletionOrder(env, dead), maxFreed);
+      return deleteAll(env, await deletionOrder(env, dead), maxFreed, true);
     }
     case GcAction.DeleteSpecific: {
       const alive = await firstAlive(env, pathsToDelete, live);
@@ -126,7 +156,7 @@ export async function collectGarbage(
           path: alive,
         });
       }
-      return deleteAll(env, await deletionOrder(env, new Set(pathsToDelete)), maxFreed);
+      return deleteAll(env, await deletionOrder(env, new Set(pathsToDelete)), maxFreed, false);
     }
     default:
       throw new GatewayError(

@@ -192,6 +192,7 @@ export const WORKER_OPS: OpTable = {
       const info = await env.store.addToStore(
         { name: args.name, method: args.camStr, references: args.references },
         framedSource(payload),
+        { sessionId: env.sessionId },
       );
       return toWireInfo(info);
     }
@@ -200,24 +201,27 @@ export const WORKER_OPS: OpTable = {
     const info = await env.store.addToStore(
       { name: args.name, method, references: [], dataIsNar: true },
       unframedNar(env, payload),
+      { sessionId: env.sessionId },
     );
     return info.path;
   },
 
   AddTextToStore: async ({ name, contents, references }, env) =>
-    (await env.store.addTextToStore(name, contents, references)).path,
+    (await env.store.addTextToStore(name, contents, references, { sessionId: env.sessionId })).path,
 
   AddToStoreNar: async (args, env, payload) => {
     const claim = toClaim(args);
     checkNarSize(args.narSize, args.path, env);
     checkUploadSignature(claim, args.dontCheckSigs, env);
     const nar = payload.kind === 'framed' ? payload.source : pulledNar(env, args.narSize);
-    await env.store.importNar(claim, nar);
+    await env.store.importNar(claim, nar, { sessionId: env.sessionId });
     return {};
   },
 
   AddMultipleToStore: async ({ dontCheckSigs }, env, payload) => {
-    await env.store.importBatch(multipleItems(framedSource(payload), env, dontCheckSigs));
+    await env.store.importBatch(multipleItems(framedSource(payload), env, dontCheckSigs), {
+      sessionId: env.sessionId,
+    });
     return {};
   },
 
@@ -236,9 +240,9 @@ export const WORKER_OPS: OpTable = {
     return 1;
   },
 
-  AddTempRoot: ({ path }, env) => {
-    env.store.tempRoots.add(env.sessionId, [path]);
-    return Promise.resolve(1);
+  AddTempRoot: async ({ path }, env) => {
+    await env.store.tempRoots.add(env.sessionId, [path]);
+    return 1;
   },
   AddIndirectRoot: () => Promise.resolve(1),
   SyncWithGC: () => Promise.resolve(1),

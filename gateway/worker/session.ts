@@ -6,6 +6,7 @@
  * error while reading a request or an unframed payload desynchronises the stream, so
  * the session sends the error and closes.
  */
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isNixFormatError } from '../../nix/errors.js';
@@ -35,6 +36,7 @@ import { wireLimits, type WireLimits } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
 import { WireWriter } from '../../nix/wire/writer.js';
 import { skipNarFromWire } from '../../nix/protocol/nar-stream.js';
+import type { SessionHandle, SessionInfo } from '../../store/coordination.js';
 import type { LocalStore } from '../../store/local-store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { BuildService } from '../builds/service.js';
@@ -71,6 +73,37 @@ function isOpError(err: unknown): boolean {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** What a session's registration says about it (visible to operators in Redis). */
+export function sessionInfo(protocol: 'worker' | 'serve', who: ClientIdentity): SessionInfo {
+  return {
+    replica: `${hostname()}:${process.pid}`,
+    protocol,
+    key: who.key.fingerprint,
+    comment: who.key.comment ?? '',
+  };
+}
+
+/**
+ * Registers the session with the store's coordination (in Redis when replicas share the
+ * store: its temp roots then count on every replica until it ends or stops renewing).
+ */
+export function openStoreSession(
+  store: LocalStore,
+  sessionId: string,
+  protocol: 'worker' | 'serve',
+  who: ClientIdentity,
+  log: Logger,
+): Promise<SessionHandle> {
+  return store.openSession(sessionId, {
+    info: sessionInfo(protocol, who),
+    onExpired: () =>
+      log.warn(
+        { sessionId },
+        'the session registration expired (Redis unreachable?); its temp roots are gone',
+      ),
+  });
 }
 
 export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps): Promise<void> {
@@ -110,6 +143,14 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
     // Refused in the startup messages, where the client prints it.
     log.info({ clientVersion }, 'refused an unsupported client version');
     await sendError(`Nixyard cannot serve this client: ${messageOf(err)}`).catch(() => undefined);
+    return;
+  }
+  let registration: SessionHandle;
+  try {
+    registration = await openStoreSession(deps.store, deps.sessionId, 'worker', deps.who, log);
+  } catch (err) {
+    log.warn({ err: messageOf(err), code: (err as { code?: string }).code }, 'cannot register the session');
+    await sendError(`Nixyard cannot open a session: ${messageOf(err)}`).catch(() => undefined);
     return;
   }
   await writer.write(encodeStderrMessage({ type: 'last' }, ctx));
@@ -157,7 +198,9 @@ export async function runWorkerSession(channel: Duplex, deps: WorkerSessionDeps)
       if (!keepGoing) return;
     }
   } finally {
-    deps.store.tempRoots.release(deps.sessionId);
+    await registration.close().catch((err: unknown) => {
+      log.warn({ err: messageOf(err) }, 'cannot unregister the session; it expires by itself');
+    });
   }
 
   function sendError(message: string): Promise<void> {

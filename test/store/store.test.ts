@@ -279,9 +279,9 @@ describe('deletePath and temp roots', () => {
       code: StoreErrorCode.PATH_IN_USE,
       message: `cannot delete path '${leaf}' because it is in use by '${drv}'`,
     });
-    store.tempRoots.add('session-1', [top]);
+    await store.tempRoots.add('session-1', [top]);
     await expect(store.deletePath(top)).rejects.toMatchObject({ code: StoreErrorCode.PATH_IN_USE });
-    store.tempRoots.release('session-1');
+    await store.tempRoots.release('session-1');
     await store.deletePath(top);
     await store.deletePath(drv);
     await store.deletePath(leaf);
