@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -397,6 +397,45 @@ describe('aarch64-linux', () => {
     const nb = await nixBuild(drv);
     expect(nb?.spec.system).toBe('aarch64-linux');
     expect(nb?.status).toMatchObject({ phase: 'Succeeded', nodeName: 'node-arm64-0' });
+  });
+
+  test('a DAG across systems: each derivation on a node of its own arch, outputs flow between them', async () => {
+    const file = join(work, 'mixed.nix');
+    await writeFile(
+      file,
+      `let bb = builtins.path { path = ./bbdir; name = "busybox"; }; B = "\${bb}/bin/busybox";
+  mk = name: system: script: extra: derivation ({
+    inherit name system B; salt = "${process.pid}-${Date.now()}"; builder = B;
+    args = [ "sh" "-e" "-c" script ];
+  } // extra);
+  base = mk "mixed-base" "x86_64-linux" "echo base > $out" {};
+  mid = mk "mixed-mid" "aarch64-linux" "echo mid step; $B cat $base > $out; echo mid >> $out" { inherit base; };
+  top = mk "mixed-top" "x86_64-linux" "$B cat $mid > $out; echo top >> $out" { inherit mid; };
+in { inherit base mid top; }
+`,
+    );
+    const r = await nixBuild2(sim.env, sim.storeUrl, ['-f', file, 'top', '-L', '--json']);
+    if (r.exit !== 0) throw new Error(`nix build failed (exit ${r.exit}):\n${r.output}`);
+    expect(r.output).toContain('mixed-mid> mid step');
+    const [{ outputs }] = JSON.parse(r.output.trim().split('\n').at(-1)!) as [{ outputs: { out: string } }];
+    expect(await readFile(sim.store.layout.contentPath(outputs.out), 'utf8')).toBe('base\nmid\ntop\n');
+    const placed: Record<string, string | undefined> = {};
+    for (const attr of ['base', 'mid', 'top']) {
+      const drv = (
+        await runCommand(['nix-instantiate', file, '-A', attr], { env: sim.env, cwd: work })
+      ).output
+        .trim()
+        .split('\n')
+        .at(-1)!;
+      const nb = await nixBuild(drv);
+      expect(nb?.status?.phase).toBe('Succeeded');
+      placed[`${attr} ${nb?.spec.system}`] = nb?.status?.nodeName;
+    }
+    expect(placed).toEqual({
+      'base x86_64-linux': 'node-amd64-0',
+      'mid aarch64-linux': 'node-arm64-0',
+      'top x86_64-linux': 'node-amd64-0',
+    });
   });
 });
 
