@@ -1,5 +1,6 @@
 /** The gateway's SSH host key: generated on first start (ed25519, OpenSSH format) and kept. */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import { GatewayError, GatewayErrorCode } from './errors.js';
@@ -11,19 +12,25 @@ export interface HostKey {
 }
 
 export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
-  let privateKey: Buffer;
   let generated = false;
-  try {
-    privateKey = await readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  let privateKey = await readIfExists(file);
+  if (privateKey === undefined) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'nixyard gateway host key' });
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    // 'wx': never overwrite a key another process created meanwhile.
-    await writeFile(file, pair.private, { mode: 0o600, flag: 'wx' });
-    await writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
-    privateKey = Buffer.from(pair.private);
-    generated = true;
+    // Replicas sharing the volume may start together: the key appears whole (written
+    // aside, then hard-linked, which fails if it exists) and the first one wins.
+    const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(temp, pair.private, { mode: 0o600 });
+      await link(temp, file);
+      generated = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      await rm(temp, { force: true });
+    }
+    if (generated) await writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+    privateKey = await readFile(file);
   }
   const parsed = ssh2.utils.parseKey(privateKey);
   if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) {
@@ -37,4 +44,13 @@ export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
   }
   const blob = parsed.getPublicSSH();
   return { privateKey, publicKey: `${parsed.type} ${blob.toString('base64')}`, generated };
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return undefined;
+  }
 }
