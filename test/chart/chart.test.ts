@@ -204,6 +204,35 @@ describe('charts/nixyard with the real helm', () => {
     }
   });
 
+  test('several gateway replicas need Redis: refused without it, rendered with it', () => {
+    for (const helm of all) {
+      const alone = runHelm(helm, [
+        'template',
+        'demo',
+        CHART,
+        '--set',
+        'gateway.replicas=2',
+        '--set',
+        'redis.enabled=false',
+      ]);
+      expect(alone.status).not.toBe(0);
+      expect(alone.stderr).toContain('gateway.replicas > 1 needs Redis');
+      const docs = render(helm, ['--set', 'gateway.replicas=3']);
+      expect(find<V1Deployment>(docs, 'Deployment', 'demo-nixyard-gateway').spec!.replicas).toBe(3);
+      const external = [
+        '--set',
+        'gateway.replicas=2',
+        '--set',
+        'redis.enabled=false',
+        '--set',
+        'redis.url=redis://r:6379',
+      ];
+      expect(
+        find<V1Deployment>(render(helm, external), 'Deployment', 'demo-nixyard-gateway').spec!.replicas,
+      ).toBe(2);
+    }
+  });
+
   test.each([
     ['a negative replica count', ['--set', 'operator.replicas=-1']],
     ['a misspelt key', ['--set', 'gateway.sshPrt=22']],
