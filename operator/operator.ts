@@ -1,7 +1,8 @@
 /**
  * The operator process: HTTP (probes, metrics) at once; with the Lease (or without
  * leader election), watches on NixBuilds and on the Jobs and Pods it made, feeding a
- * per-NixBuild work queue that runs the Reconciler.
+ * per-NixBuild work queue that runs the Reconciler. The Jobs' and Pods' watches are
+ * also the Reconciler's caches, indexed by the NixBuild label: a reconcile lists nothing.
  */
 import * as k8s from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
@@ -13,7 +14,7 @@ import { LeaderElector } from './leader.js';
 import { OperatorMetrics } from './metrics.js';
 import type { PoolConfig } from './pools.js';
 import { WorkQueue } from './queue.js';
-import { Reconciler, statusCode } from './reconciler.js';
+import { Reconciler, statusCode, type BuildCache } from './reconciler.js';
 import { GROUP, Label, MANAGER, PLURAL, VERSION, type NixBuild } from './types.js';
 import { ResilientWatch } from './watch.js';
 
@@ -68,8 +69,18 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     throw e;
   }
 
+  // The Job and Pod watches below; a reconcile waits until both have listed.
+  const cache: BuildCache = {
+    jobs: (name) => jobs.byIndex(name),
+    pods: (name) => pods.byIndex(name),
+    waitForSync: async () => {
+      await jobs.waitForSync();
+      await pods.waitForSync();
+    },
+  };
   const reconciler = new Reconciler({
     kubeConfig,
+    cache,
     namespace: ns,
     policy: {
       pools,
@@ -122,6 +133,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     path: `/apis/batch/v1/namespaces/${ns}/jobs`,
     list: () => batch.listNamespacedJob({ namespace: ns, labelSelector: selector }),
     labelSelector: selector,
+    indexBy: owner,
     onObject: (o) => {
       const name = owner(o);
       if (name) queue.add(name);
@@ -134,6 +146,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     path: `/api/v1/namespaces/${ns}/pods`,
     list: () => core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
     labelSelector: selector,
+    indexBy: owner,
     onObject: (o) => {
       const name = owner(o);
       if (name) queue.add(name);

@@ -1,20 +1,47 @@
 /**
- * One reconcile of one NixBuild against the API server: read the world fresh (the
- * NixBuild, its Jobs, the current Job's Pod, the log tail after success), ask
- * planReconcile what to do, do it in a crash-safe order (create, then delete, then
- * events, then status, then the TTL of recorded Jobs) and report.
+ * One reconcile of one NixBuild: read the NixBuild fresh from the API server and its
+ * Jobs and Pods from the operator's informer caches (the log tail after success from
+ * the API server), ask planReconcile what to do, do it in a crash-safe order (create,
+ * then delete, then events, then status, then the TTL of recorded Jobs) and report.
+ *
+ * The caches may be behind the API server (never ahead), so what they lack is not
+ * known to be gone. Where that matters:
+ * - No reconcile runs before both caches have listed once (`cache.waitForSync`).
+ * - Creating a Job is safe however stale the cache: Job names are deterministic per
+ *   attempt, so a create answered 409 means "it exists" and nothing is duplicated.
+ * - A Job missing from the cache for the attempt the status (or a newer Job) says is
+ *   current would read as "the Job was deleted", and the planner would start the next
+ *   attempt: a second Job for a build that may be running. That Job may just be new
+ *   (created by the last reconcile, or by a predecessor before it stopped) and not yet
+ *   seen by the cache, so its absence is confirmed with a GET by its name first.
+ * - Once the current Job has finished, its Pod (exit code, OOM, eviction: the verdict)
+ *   is read fresh by name; the Pod cache may trail the Job cache.
+ * Anything else a stale cache hides (a Job to delete or to give its TTL) comes back
+ * with the Job's own watch event, which enqueues its NixBuild.
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { BUILD_CONTAINER, ttlPatch } from './job-builder.js';
 import type { OperatorMetrics } from './metrics.js';
 import { systemLabel } from './metrics.js';
+import { jobName } from './names.js';
 import { attemptOf, planReconcile, type BuildEvent, type Policy } from './plan.js';
 import { isJobFinished } from './status.js';
 import { GROUP, Label, MANAGER, PLURAL, VERSION, type NixBuild, type NixBuildStatus } from './types.js';
 
+/** Where the reconciler reads Jobs and Pods: the operator's informer caches. */
+export interface BuildCache {
+  /** The cached Jobs labelled with this NixBuild's name (Label.nixBuild), any owner. */
+  jobs(nixBuild: string): readonly k8s.V1Job[];
+  /** The cached Pods labelled with this NixBuild's name (Label.nixBuild), any attempt. */
+  pods(nixBuild: string): readonly k8s.V1Pod[];
+  /** Resolves once both caches have listed (at once if they have). */
+  waitForSync(): Promise<void>;
+}
+
 export interface ReconcilerDeps {
   readonly kubeConfig: k8s.KubeConfig;
+  readonly cache: BuildCache;
   readonly namespace: string;
   readonly policy: Policy;
   readonly metrics: OperatorMetrics;
@@ -61,6 +88,7 @@ export class Reconciler {
 
   async reconcile(name: string): Promise<{ requeueAfterMs?: number }> {
     const { namespace, log } = this.deps;
+    await this.deps.cache.waitForSync();
     let nb: NixBuild;
     try {
       nb = (await this.custom.getNamespacedCustomObject({
@@ -74,24 +102,23 @@ export class Reconciler {
       if (statusCode(e) !== 404) throw e;
       // Deleted: its Jobs go with their Pods (the garbage collector would too, through the
       // ownerReferences; deleting them here does not wait for it and orphans nothing).
-      await this.deleteJobs(await this.jobsOf(name, undefined));
+      await this.deleteJobs(this.cachedJobs(name, undefined));
       return {};
     }
     if (nb.metadata.deletionTimestamp) {
-      await this.deleteJobs(await this.jobsOf(name, nb.metadata.uid));
+      await this.deleteJobs(this.cachedJobs(name, nb.metadata.uid));
       return {};
     }
 
-    const jobs = await this.jobsOf(name, nb.metadata.uid);
+    const jobs = await this.jobsOf(nb);
     const attempts = Math.max(nb.status?.attempts ?? 0, ...jobs.map(attemptOf));
     const current = jobs.find((j) => attemptOf(j) === attempts && !j.metadata?.deletionTimestamp);
-    const pod = current ? await this.newestPod(name, attempts) : undefined;
     // The log's end has the outputs after a success and Nix's error after a failure.
     const phase = nb.status?.phase;
-    const buildLog =
-      current && isJobFinished(current) && pod?.metadata?.name && phase !== 'Succeeded' && phase !== 'Failed'
-        ? await this.logTail(pod.metadata.name)
-        : undefined;
+    const deciding =
+      current !== undefined && isJobFinished(current) && phase !== 'Succeeded' && phase !== 'Failed';
+    const pod = current ? await this.podOf(name, current, attempts, deciding) : undefined;
+    const buildLog = deciding && pod?.metadata?.name ? await this.logTail(pod.metadata.name) : undefined;
 
     const plan = planReconcile(
       nb,
@@ -169,24 +196,75 @@ export class Reconciler {
     }
   }
 
-  /** The Jobs of a NixBuild: labelled with its name and, when known, owned by this very object. */
-  private async jobsOf(name: string, uid: string | undefined): Promise<k8s.V1Job[]> {
-    const list = await this.batch.listNamespacedJob({
-      namespace: this.deps.namespace,
-      labelSelector: `${Label.nixBuild}=${name}`,
-    });
-    return list.items.filter(
-      (j) => uid === undefined || j.metadata?.ownerReferences?.some((o) => o.uid === uid),
-    );
+  /** The cached Jobs of a NixBuild: labelled with its name and, when known, owned by this very object. */
+  private cachedJobs(name: string, uid: string | undefined): k8s.V1Job[] {
+    return this.deps.cache.jobs(name).filter((j) => uid === undefined || ownedBy(j, uid));
   }
 
-  private async newestPod(name: string, attempt: number): Promise<k8s.V1Pod | undefined> {
+  /**
+   * The Jobs of a live NixBuild: the cached ones, plus the current attempt's Job read from
+   * the API server when the cache lacks it while the build is still in progress (see the
+   * top of this file: the cache may not have seen it yet).
+   */
+  private async jobsOf(nb: NixBuild): Promise<k8s.V1Job[]> {
+    const { name, uid } = nb.metadata;
+    const jobs = this.cachedJobs(name, uid);
+    const attempts = Math.max(nb.status?.attempts ?? 0, ...jobs.map(attemptOf));
+    const phase = nb.status?.phase;
+    // Finished or cancelled, the planner starts no attempt because a Job is missing.
+    if (attempts === 0 || phase === 'Succeeded' || phase === 'Failed' || phase === 'Cancelled') return jobs;
+    if (jobs.some((j) => attemptOf(j) === attempts)) return jobs;
+    try {
+      const job = await this.batch.readNamespacedJob({
+        name: jobName(name, attempts),
+        namespace: this.deps.namespace,
+      });
+      this.deps.log.debug(
+        { nixbuild: name, job: job.metadata?.name },
+        'the Job cache is behind; read the Job',
+      );
+      return uid === undefined || ownedBy(job, uid) ? [...jobs, job] : jobs;
+    } catch (e) {
+      if (statusCode(e) !== 404) throw e;
+      return jobs;
+    }
+  }
+
+  /**
+   * The newest Pod of the Job of an attempt, from the cache; read from the API server when
+   * `fresh` (the Job has finished and its Pod says how), by name when the cache knows it.
+   */
+  private async podOf(
+    name: string,
+    job: k8s.V1Job,
+    attempt: number,
+    fresh: boolean,
+  ): Promise<k8s.V1Pod | undefined> {
+    const ofJob = (pods: readonly k8s.V1Pod[]) =>
+      newest(
+        pods.filter(
+          (p) =>
+            p.metadata?.labels?.[Label.attempt] === String(attempt) &&
+            (job.metadata?.uid === undefined ||
+              !p.metadata?.ownerReferences?.length ||
+              ownedBy(p, job.metadata.uid)),
+        ),
+      );
+    const cached = ofJob(this.deps.cache.pods(name));
+    if (!fresh) return cached;
+    const { namespace } = this.deps;
+    if (cached?.metadata?.name) {
+      try {
+        return await this.core.readNamespacedPod({ name: cached.metadata.name, namespace });
+      } catch (e) {
+        if (statusCode(e) !== 404) throw e;
+      }
+    }
     const list = await this.core.listNamespacedPod({
-      namespace: this.deps.namespace,
+      namespace,
       labelSelector: `${Label.nixBuild}=${name},${Label.attempt}=${attempt}`,
     });
-    const time = (p: k8s.V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
-    return [...list.items].sort((a, b) => time(b) - time(a))[0];
+    return ofJob(list.items);
   }
 
   private async logTail(pod: string): Promise<string | undefined> {
@@ -252,4 +330,15 @@ export class Reconciler {
       this.deps.log.warn({ reason: event.reason, error: String(e) }, 'cannot record an Event');
     }
   }
+}
+
+function ownedBy(o: k8s.KubernetesObject, uid: string): boolean {
+  return o.metadata?.ownerReferences?.some((r) => r.uid === uid) ?? false;
+}
+
+function newest<T extends k8s.KubernetesObject>(objects: readonly T[]): T | undefined {
+  const time = (o: T) => new Date(o.metadata?.creationTimestamp ?? 0).getTime();
+  let best: T | undefined;
+  for (const o of objects) if (!best || time(o) > time(best)) best = o;
+  return best;
 }

@@ -15,9 +15,14 @@ export const ConditionType = {
 
 type Time = Date | string | undefined;
 
+/**
+ * A time as the API server writes it. Objects from a list are deserialized (Date) and
+ * those from a watch are not (string): both must give the same text, or a status would
+ * flip between the two forms with every relist.
+ */
 export function iso(t: Time): string | undefined {
   if (t === undefined) return undefined;
-  return typeof t === 'string' ? t : t.toISOString();
+  return typeof t === 'string' ? t : t.toISOString().replace(/\.000Z$/, 'Z');
 }
 
 /** RFC 3339 without fractions, as the API server writes metav1.Time. */

@@ -78,8 +78,8 @@ describe('planReconcile: NixBuild + Jobs + Pod → actions and status', () => {
     expect(p.status).toMatchObject({
       phase: 'Succeeded',
       nodeName: 'worker-amd64-1',
-      startTime: '2026-11-25T10:00:10.000Z',
-      completionTime: '2026-11-25T10:01:33.000Z',
+      startTime: '2026-11-25T10:00:10Z',
+      completionTime: '2026-11-25T10:01:33Z',
       duration: '83s',
       outputs: [
         { name: 'out', path: `/nix/store/${HASH}-hello-2.12.1` },
