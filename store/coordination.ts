@@ -22,7 +22,16 @@ export interface PathLocks {
    * holders of overlapping sets never deadlock). `signal` aborts if a lock is lost (a
    * Redis lease could not be renewed): `fn` should stop before it changes more.
    */
-  with<T>(keys: string | readonly string[], fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  with<T>(
+    keys: string | readonly string[],
+    fn: (signal: AbortSignal) => Promise<T>,
+    options?: PathLockOptions,
+  ): Promise<T>;
+}
+
+export interface PathLockOptions {
+  /** Gives up waiting for a lock another holds (a cancelled build); rejects with its reason. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** What is stored about a session, for operators (`redis-cli GET nixyard:session:<id>`). */
@@ -87,7 +96,10 @@ export async function withEach<T>(
 
 const NEVER = new AbortController().signal;
 
-/** In-process locks: `KeyedLock` per key. Its `with` gives no signal; the lock cannot be lost. */
+/**
+ * In-process locks: `KeyedLock` per key. The lock cannot be lost, so `fn`'s signal never
+ * aborts; waiting is not abortable either (holders in one process are short).
+ */
 export class MemoryPathLocks implements PathLocks {
   private readonly lock = new KeyedLock();
 

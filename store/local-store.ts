@@ -11,6 +11,7 @@ import { removeTree, renameAway } from './fs-util.js';
 import {
   memoryCoordination,
   type Coordination,
+  type PathLockOptions,
   type SessionHandle,
   type SessionOpenOptions,
 } from './coordination.js';
@@ -115,8 +116,12 @@ export class LocalStore {
   }
 
   /** Runs `fn` holding the per-path locks of `paths` (a build's outputs). */
-  withPathLocks<T>(paths: readonly string[], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.coordination.locks.with(paths, fn);
+  withPathLocks<T>(
+    paths: readonly string[],
+    fn: (signal: AbortSignal) => Promise<T>,
+    options?: PathLockOptions,
+  ): Promise<T> {
+    return this.coordination.locks.with(paths, fn, options);
   }
 
   /** Runs `fn` as the only garbage collector on this store (cluster-wide with Redis). */

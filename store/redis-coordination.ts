@@ -16,6 +16,7 @@ import {
   GC_LOCK_KEY,
   withEach,
   type Coordination,
+  type PathLockOptions,
   type PathLocks,
   type SessionHandle,
   type SessionOpenOptions,
@@ -40,8 +41,13 @@ class RedisPathLocks implements PathLocks {
     private readonly leaseMs: number,
   ) {}
 
-  with<T>(keys: string | readonly string[], fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return withEach(keys, (key, inner) => this.lock.with(key, inner, { leaseMs: this.leaseMs }), fn);
+  with<T>(
+    keys: string | readonly string[],
+    fn: (signal: AbortSignal) => Promise<T>,
+    options: PathLockOptions = {},
+  ): Promise<T> {
+    const lockOptions = { leaseMs: this.leaseMs, signal: options.signal };
+    return withEach(keys, (key, inner) => this.lock.with(key, inner, lockOptions), fn);
   }
 }
 

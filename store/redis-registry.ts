@@ -62,6 +62,8 @@ export interface LockOptions {
   readonly leaseMs?: number;
   /** How long to wait for a held lock before ERR_STORE_LOCK_TIMEOUT, ms (default: forever). */
   readonly waitMs?: number;
+  /** Stops waiting for a held lock (rejects with the signal's reason). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface Lease {
@@ -111,6 +113,7 @@ export class RedisLock {
   async acquire(key: string, options: LockOptions = {}): Promise<Lease> {
     const deadline = options.waitMs === undefined ? Infinity : Date.now() + options.waitMs;
     for (let attempt = 0; ; attempt++) {
+      options.signal?.throwIfAborted();
       const lease = await this.tryAcquire(key, options.leaseMs);
       if (lease) return lease;
       if (Date.now() >= deadline) {

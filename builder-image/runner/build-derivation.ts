@@ -333,19 +333,34 @@ async function lockedBuild(
     info: { drvPath, replica: `${hostname()}:${process.pid}` },
   });
   try {
-    return await store.withPathLocks([...outs.values()], async (signal) => {
-      let inputs: Set<string>;
-      try {
-        const already = await alreadyValid(store, drv, outs);
-        if (already) return already;
-        inputs = await inputClosure(store, drv, drvPath);
-        await store.tempRoots.add(session.sessionId, [drvPath, ...inputs, ...outs.values()]);
-      } catch (err) {
-        if (err instanceof BuildError) return failure(err);
-        throw err;
-      }
-      return realise(opts, settings, drv, inputs, storeDir, signal);
-    });
+    return await store.withPathLocks(
+      [...outs.values()],
+      async (signal) => {
+        let inputs: Set<string>;
+        try {
+          const already = await alreadyValid(store, drv, outs);
+          if (already) return already;
+          inputs = await inputClosure(store, drv, drvPath);
+          await store.tempRoots.add(session.sessionId, [drvPath, ...inputs, ...outs.values()]);
+        } catch (err) {
+          if (err instanceof BuildError) return failure(err);
+          throw err;
+        }
+        return realise(opts, settings, drv, inputs, storeDir, signal);
+      },
+      { signal: opts.signal },
+    );
+  } catch (err) {
+    // Cancelled while another builder held the outputs: nothing was started.
+    if (opts.signal?.aborted !== true || err !== opts.signal.reason) throw err;
+    return failure(
+      new BuildError(
+        BuildErrorCode.CANCELLED,
+        BuildStatus.MiscFailure,
+        hintfmt("building of '%s' was cancelled while waiting for the lock on its outputs", drvPath),
+        { drvPath },
+      ),
+    );
   } finally {
     await session.close().catch(() => undefined);
   }

@@ -8,7 +8,9 @@
  * - the same new derivation built through both at once, in local mode: the builder runs
  *   once (it prints a random token: one token in all), both clients get the outputs;
  * - replica B killed while holding a temp root: the root protects its path until the
- *   TTL (--redis-ttl) passes, then a GC through A collects it.
+ *   TTL (--redis-ttl) passes, then a GC through A collects it;
+ * - Redis down: a client gets the store's "Redis … is unavailable" error at once, the
+ *   replica stays up and serves again when Redis is back.
  * Needs `npx tsc -p tsconfig.build.json` (the replicas run dist/cli/main.js).
  */
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
@@ -244,4 +246,25 @@ test('replica B killed while holding a temp root: the root lasts until the TTL, 
   const late = await gc('a');
   expect(late).toContain(`deleting '${path}'`);
   expect(await remoteHas(path)).toBe(false);
+});
+
+test('with Redis down a client gets a clear error, not a hang, and the replica serves again once it is back', async () => {
+  await redis.kill();
+  const started = Date.now();
+  const down = await runCommand(['nix', 'store', 'ping', '--store', 'ssh-ng://a'], opts());
+  expect(Date.now() - started).toBeLessThan(20_000);
+  expect(down.exit).not.toBe(0);
+  expect(down.output).toMatch(
+    /Nixyard cannot open a session: the store's Redis at 127\.0\.0\.1:\d+ is unavailable/,
+  );
+  expect(replicas.get('a')!.process.exitCode).toBeNull();
+
+  await redis.restart();
+  const end = Date.now() + 15_000;
+  let up = await runCommand(['nix', 'store', 'ping', '--store', 'ssh-ng://a'], opts());
+  while (up.exit !== 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 500));
+    up = await runCommand(['nix', 'store', 'ping', '--store', 'ssh-ng://a'], opts());
+  }
+  expect(up.exit).toBe(0);
 });

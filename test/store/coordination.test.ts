@@ -151,6 +151,24 @@ test('a Redis session whose process died loses its roots after the TTL; adding t
   expect(isStoreError(late, StoreErrorCode.SESSION_EXPIRED)).toBe(true);
 });
 
+test('waiting for a Redis path lock stops when its signal aborts (a cancelled build)', async () => {
+  const prefix = `abort${++prefixes}:`;
+  const a = redisCoordination(client(), { url: server.url, prefix });
+  const b = redisCoordination(client(), { url: server.url, prefix });
+  let release!: () => void;
+  const held = a.locks.with('/nix/store/out', () => new Promise<void>((r) => (release = r)));
+  await sleep(50);
+  const cancel = new AbortController();
+  const reason = new Error('cancelled');
+  const waiting = b.locks.with('/nix/store/out', () => Promise.resolve('ran'), { signal: cancel.signal });
+  await sleep(100);
+  cancel.abort(reason);
+  await expect(waiting).rejects.toBe(reason);
+  release();
+  await held;
+  expect(await b.locks.with('/nix/store/out', () => Promise.resolve('ran'))).toBe('ran');
+});
+
 test('a Redis outage fails lock takers and session registration with ERR_STORE_REDIS_UNAVAILABLE', async () => {
   const down = connectRedis('redis://127.0.0.1:1', { connectTimeoutMs: 300 });
   clients.push(down);
