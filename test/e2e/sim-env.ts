@@ -10,10 +10,11 @@
  *
  * `npm run sim` (test/sim/run.ts) and test/e2e/cluster.test.ts start it.
  *
- * aarch64: the runner builds only the machine's own system. Pods on the arm64 node run
- * build-drv with `process.arch` set to `arm64` (test/e2e/arm64-preload.mjs asks the API
- * server which node's arch the pod has), so an `aarch64-linux` derivation whose builder is
- * this machine's (x86-64) busybox builds there; elsewhere it is refused as on a real node.
+ * aarch64: the runner builds only the machine's own system. The sim kubelet emulates each
+ * node's CPU for the Node processes of its pods (test/sim/kubelet/kubelet.ts, "CPU
+ * architecture"): build-drv on the arm64 node sees an arm64 CPU, so an `aarch64-linux`
+ * derivation whose builder is this machine's (x86-64) busybox builds there; on the amd64
+ * node it is refused as on a real node.
  */
 import * as k8s from '@kubernetes/client-node';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -37,7 +38,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '../..');
 export const CRD_FILE = join(REPO_ROOT, 'crds', 'nixbuilds.nixyard.dev.yaml');
 export const NIXYARD_MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-const ARM64_PRELOAD = join(HERE, 'arm64-preload.mjs');
 
 export const POOLS: readonly PoolConfig[] = [
   {
@@ -99,11 +99,10 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
   const dataDir = join(volumes, 'store');
   // The shared index. Its URL is loopback: build pods are local processes.
   const redis = await startRedis();
-  // Every container's environment; the API server's URL is known once it listens.
+  // Every container's environment.
   const baseEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/',
-    NIXYARD_SIM_NAMESPACE: namespace,
   };
   const cluster = await startSimCluster({
     namespaces: [namespace],
@@ -114,11 +113,9 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
         throw new Error(`no local directory for ${v.kind} ${v.source}`);
       return dataDir;
     },
-    commands: { nixyard: [process.execPath, '--import', ARM64_PRELOAD, NIXYARD_MAIN] },
+    commands: { nixyard: [process.execPath, NIXYARD_MAIN] },
     baseEnv,
   });
-  // The arm64 preload asks the API server where its pod runs.
-  baseEnv.NIXYARD_SIM_API = cluster.url;
   const kubeConfig = new k8s.KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfigPath);
   const ext = kubeConfig.makeApiClient(k8s.ApiextensionsV1Api);

@@ -4,10 +4,12 @@
  * conditions. https://kubernetes.io/docs/concepts/workloads/controllers/job/
  */
 import * as k8s from '@kubernetes/client-node';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { LocalStore } from '../../store/local-store.js';
+import { importClosure, run as runNix } from '../builder/harness.js';
 import { startSimCluster, type SimCluster } from './cluster.js';
 import { REPO_ROOT } from './tools.js';
 import { clients, failure, waitFor } from './support.js';
@@ -57,9 +59,9 @@ function job(
   };
 }
 
-async function finished(name: string): Promise<k8s.V1Job> {
+async function finished(name: string, on = c): Promise<k8s.V1Job> {
   return waitFor(`job ${name} finished`, async () => {
-    const j = await c.batch.readNamespacedJob({ namespace: 'default', name });
+    const j = await on.batch.readNamespacedJob({ namespace: 'default', name });
     return j.status?.conditions?.some(
       (x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True',
     )
@@ -68,9 +70,9 @@ async function finished(name: string): Promise<k8s.V1Job> {
   });
 }
 
-async function podsOf(name: string): Promise<k8s.V1Pod[]> {
+async function podsOf(name: string, on = c): Promise<k8s.V1Pod[]> {
   return (
-    await c.core.listNamespacedPod({
+    await on.core.listNamespacedPod({
       namespace: 'default',
       labelSelector: `batch.kubernetes.io/job-name=${name}`,
     })
@@ -331,4 +333,146 @@ test('the real `nixyard build-drv` runs in a pod with its --data-dir volume mapp
   const log = await c.core.readNamespacedPodLog({ namespace: 'default', name: pod!.metadata!.name! });
   expect(log).toContain('missing.drv');
   await expect(readFile(join(store, 'nonexistent'))).rejects.toThrow();
+});
+
+/**
+ * The kubelet's CPU emulation (kubelet.ts, "CPU architecture"): the node's
+ * kubernetes.io/arch is what the Node processes of its pods see; programs that are not
+ * Node see this machine. A cluster of its own: the tests above lose a node.
+ */
+describe('the CPU of the nodes', () => {
+  let arch: SimCluster;
+  let a: ReturnType<typeof clients>;
+  let archStore: string;
+
+  beforeAll(async () => {
+    archStore = await mkdtemp(join(tmpdir(), 'sim-arch-store-'));
+    arch = await startSimCluster({
+      nodes: [
+        { name: 'amd', arch: 'amd64' },
+        { name: 'arm', arch: 'arm64' },
+      ],
+      volumeMap: { '/srv/arch-store': archStore },
+      commands: {
+        nixyard: [process.execPath, join(REPO_ROOT, 'dist/cli/main.js')],
+        node: [process.execPath],
+      },
+    });
+    a = clients(arch);
+  });
+  afterAll(() => arch.close());
+
+  test('a pod sees the CPU of its node: process.arch and os.machine() on amd64 and arm64', async () => {
+    const probe = "const os = require('os'); console.log(process.arch, os.arch(), os.machine())";
+    const seen = new Map<string, string>();
+    for (const node of ['amd', 'arm']) {
+      const name = `cpu-${node}`;
+      await a.batch.createNamespacedJob({
+        namespace: 'default',
+        body: {
+          metadata: { name },
+          spec: {
+            backoffLimit: 0,
+            template: {
+              spec: {
+                restartPolicy: 'Never',
+                nodeName: node,
+                containers: [
+                  { name: 'probe', image: 'sim/node', command: ['node', '-e', probe] },
+                  { name: 'uname', image: 'sim/sh', command: ['uname', '-m'] },
+                ],
+              },
+            },
+          },
+        },
+      });
+      await finished(name, a);
+      const [pod] = await podsOf(name, a);
+      const log = (container: string) =>
+        a.core.readNamespacedPodLog({ namespace: 'default', name: pod!.metadata!.name!, container });
+      seen.set(node, `${(await log('probe')).trim()} / ${(await log('uname')).trim()}`);
+    }
+    expect(Object.fromEntries(seen)).toEqual({
+      amd: 'x64 x64 x86_64 / x86_64',
+      arm: 'arm64 arm64 aarch64 / x86_64',
+    });
+  });
+
+  /**
+   * The negative control of the operator's arch routing: the same pod that builds an
+   * aarch64-linux derivation on the arm64 node is refused on the amd64 node, with Nix's
+   * platform error (builder-image/runner/build-derivation.ts). The builder is this
+   * machine's busybox, so only the node's emulated CPU tells the two apart.
+   */
+  test('an aarch64-linux derivation: refused by build-drv on the amd64 node, built on the arm64 node', async () => {
+    // Instantiated by the real Nix (into /nix/store), imported with its closure into the
+    // store that the pods mount.
+    const work = await mkdtemp(join(tmpdir(), 'sim-arch-drv-'));
+    await mkdir(join(work, 'bbdir', 'bin'), { recursive: true });
+    await copyFile('/bin/busybox', join(work, 'bbdir', 'bin', 'busybox'));
+    await chmod(join(work, 'bbdir', 'bin', 'busybox'), 0o555);
+    await writeFile(
+      join(work, 'on-arm.nix'),
+      `derivation {
+  name = "on-arm";
+  system = "aarch64-linux";
+  salt = "${process.pid}-${Date.now()}";
+  builder = "\${builtins.path { path = ./bbdir; name = "busybox"; }}/bin/busybox";
+  args = [ "sh" "-c" "echo built here; echo arm > $out" ];
+}
+`,
+    );
+    const drv = (await runNix('nix-instantiate', [join(work, 'on-arm.nix')])).stdout.trim();
+    const local = await LocalStore.open({ dataDir: archStore });
+    await importClosure(local, [drv]);
+
+    const build = (name: string, node: string): k8s.V1Job => ({
+      metadata: { name },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            nodeName: node,
+            volumes: [{ name: 'store', hostPath: { path: '/srv/arch-store' } }],
+            containers: [
+              {
+                name: 'build',
+                image: 'nixyard/builder',
+                command: ['nixyard', 'build-drv', drv, '--data-dir', '/data'],
+                volumeMounts: [{ name: 'store', mountPath: '/data' }],
+              },
+            ],
+          },
+        },
+      },
+    });
+    const outcome = async (name: string) => {
+      const j = await finished(name, a);
+      const [pod] = await podsOf(name, a);
+      return {
+        condition: j.status?.conditions?.find(
+          (x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True',
+        )?.type,
+        exitCode: pod!.status?.containerStatuses?.[0]?.state?.terminated?.exitCode,
+        log: await a.core.readNamespacedPodLog({ namespace: 'default', name: pod!.metadata!.name! }),
+      };
+    };
+
+    await a.batch.createNamespacedJob({ namespace: 'default', body: build('on-amd', 'amd') });
+    const refused = await outcome('on-amd');
+    expect(refused).toMatchObject({ condition: 'Failed', exitCode: 1 });
+    expect(refused.log).toContain(
+      `a 'aarch64-linux' with features {} is required to build '${drv}', but I am a 'x86_64-linux' with features {}`,
+    );
+    expect(refused.log).not.toContain('built here');
+
+    await a.batch.createNamespacedJob({ namespace: 'default', body: build('on-arm', 'arm') });
+    const built = await outcome('on-arm');
+    expect(built).toMatchObject({ condition: 'Complete', exitCode: 0 });
+    expect(built.log).toContain('built here');
+    const out = built.log.trim().split('\n').at(-1)!;
+    expect(out).toMatch(/^\/nix\/store\/[0-9a-z]{32}-on-arm$/);
+    expect(await readFile(local.layout.contentPath(out), 'utf8')).toBe('arm\n');
+  }, 60_000);
 });

@@ -9,18 +9,30 @@
  * command must name a host program, or `commands`/`images` map it to one); mount paths
  * are rewritten in argv/env/workingDir instead of bind-mounted; init containers,
  * probes and resource limits are not run or enforced (OOM-kill is a fault you inject).
+ *
+ * CPU architecture: every pod runs on this machine, whatever its node. A node's CPU is
+ * its `arch` (NodeSpec; registered as the kubernetes.io/arch label and
+ * status.nodeInfo.architecture), and the kubelet makes each container see it, as
+ * qemu-user registered through binfmt_misc makes a foreign node run a program: the
+ * container's environment gets SIM_NODE_ARCH=<arch> and NODE_OPTIONS gains
+ * `--import` of ./cpu-arch.mjs, so that every Node process in the container reports
+ * the node's CPU (process.arch, os.arch(), os.machine()) while running natively. So
+ * `nixyard build-drv` on an arm64 node builds aarch64-linux derivations (their builder
+ * being this machine's busybox) and refuses them on an amd64 node, as on real nodes.
+ * Other programs (`uname -m`) still see this machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Api } from '../apiserver/api.js';
 import { ApiError, Errors } from '../apiserver/errors.js';
 import type { LogOptions, LogSource, SimApiServer } from '../apiserver/server.js';
 import { clone, isDict, rfc3339, type Dict, type KObject, str } from '../apiserver/types.js';
 import { recordEvent } from './events.js';
-import { nodeObject, unfit, type NodeSpec } from './scheduling.js';
+import { archOf, nodeObject, unfit, type NodeSpec } from './scheduling.js';
 
 export interface VolumeRef {
   readonly kind: 'hostPath' | 'persistentVolumeClaim';
@@ -107,6 +119,21 @@ function signal(p: ChildProcess, sig: NodeJS.Signals): void {
   } catch {
     p.kill(sig);
   }
+}
+
+/** Preloaded into a container's Node processes: they see the node's CPU (see above). */
+export const CPU_ARCH_PRELOAD = fileURLToPath(new URL('./cpu-arch.mjs', import.meta.url));
+
+/**
+ * The variables through which a container on a node with CPU `arch` sees that CPU:
+ * SIM_NODE_ARCH and NODE_OPTIONS (the container's own NODE_OPTIONS, plus the preload).
+ */
+export function cpuEnv(arch: string, nodeOptions: string | undefined): Record<string, string> {
+  const preload = `--import=${pathToFileURL(CPU_ARCH_PRELOAD).href}`;
+  return {
+    SIM_NODE_ARCH: arch,
+    NODE_OPTIONS: nodeOptions ? `${nodeOptions} ${preload}` : preload,
+  };
 }
 
 function rfc3339Nano(ms: number): string {
@@ -297,6 +324,12 @@ export class Kubelets implements LogSource {
         if (!(e instanceof ApiError && e.code === 409)) throw e;
       }
     }
+  }
+
+  /** The node's CPU architecture (GOARCH name), as its kubernetes.io/arch label says. */
+  private nodeArch(node: string): string {
+    const n = this.options.nodes.find((x) => x.name === node);
+    return n ? archOf(n) : 'amd64';
   }
 
   private containers(pod: KObject): Dict[] {
@@ -580,6 +613,7 @@ export class Kubelets implements LogSource {
     try {
       const env = this.env(run, c);
       for (const k of Object.keys(env)) env[k] = rewrite(env[k]!);
+      Object.assign(env, cpuEnv(this.nodeArch(run.node), env.NODE_OPTIONS));
       const expand = (s: string): string =>
         s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, v: string) => env[v] ?? m);
       let argv = [

@@ -22,8 +22,13 @@ export interface NodeSpec {
   readonly maxPods?: number;
 }
 
+/** The node's CPU architecture, a Go GOARCH name (default amd64). */
+export function archOf(n: NodeSpec): string {
+  return n.arch ?? 'amd64';
+}
+
 export function nodeObject(n: NodeSpec, index: number, now: string): KObject {
-  const arch = n.arch ?? 'amd64';
+  const arch = archOf(n);
   return {
     apiVersion: 'v1',
     kind: 'Node',
