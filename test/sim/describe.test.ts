@@ -208,6 +208,44 @@ describe.each(['v33', 'v35'] as ToolFlavour[])('kubectl describe from lambda-lay
     ]);
   });
 
+  // client-go's newer recorder (k8s.io/client-go/tools/events) writes events.k8s.io/v1;
+  // kubectl lists core/v1, and the server answers with the same objects (apiserver/events.ts).
+  test('nixbuild: an Event recorded through events.k8s.io/v1 is listed too (From: reportingController)', async () => {
+    const nb = await nixBuild('hello');
+    const res = await fetch(`${cluster.url}/apis/events.k8s.io/v1/namespaces/${NS}/events`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        apiVersion: 'events.k8s.io/v1',
+        kind: 'Event',
+        metadata: { name: `hello.v1-${flavour}` },
+        eventTime: new Date().toISOString().replace(/Z$/, '000Z'),
+        reportingController: 'nixyard.dev/events-v1-recorder',
+        reportingInstance: 'recorder-0',
+        action: 'Observe',
+        reason: `ViaEventsV1${flavour}`,
+        regarding: {
+          apiVersion: 'nixyard.dev/v1alpha1',
+          kind: 'NixBuild',
+          name: 'hello',
+          namespace: NS,
+          uid: nb.metadata.uid,
+        },
+        note: 'recorded through events.k8s.io/v1',
+        type: 'Normal',
+      }),
+    });
+    expect(res.status).toBe(201);
+    const out = await kubectl(flavour, 'describe', 'nixbuild', 'hello', '-n', NS);
+    expect(eventRows(out).find((r) => r[1] === `ViaEventsV1${flavour}`)).toEqual([
+      'Normal',
+      `ViaEventsV1${flavour}`,
+      expect.stringMatching(/^\d+s$/),
+      'nixyard.dev/events-v1-recorder',
+      'recorded through events.k8s.io/v1',
+    ]);
+  });
+
   test('nb (short name): a Warning Event and the Failed status', async () => {
     const out = await kubectl(flavour, 'describe', 'nb', 'exotic', '-n', NS);
     expect(out).toMatch(/^Name:\s+exotic$/m);

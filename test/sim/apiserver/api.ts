@@ -47,11 +47,13 @@ import {
   apiVersionOf,
   BUILTIN_TYPES,
   keyOf,
+  storedKeyOf,
   typeKey,
+  viewOf,
   type DeletePropagation,
   type ResourceType,
 } from './resources.js';
-import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { fieldMatcher, matchesLabels, parseLabelSelector } from './selectors.js';
 import { Store, type StoredEvent } from './store.js';
 import { clone, deepEqual, isDict, rfc3339, type Dict, type KObject, str } from './types.js';
 
@@ -210,7 +212,7 @@ export class Api {
     opts: ListOptions = {},
   ): { items: KObject[]; resourceVersion: string; continue?: string; remainingItemCount?: number } {
     const labels = parseLabelSelector(opts.labelSelector);
-    const fields = parseFieldSelector(opts.fieldSelector, t.fieldSelectors);
+    const fields = fieldMatcher(t, opts.fieldSelector);
     const rv = this.store.currentRv;
     let start = '';
     if (opts.continue) {
@@ -236,7 +238,7 @@ export class Api {
     }
     const all = this.store
       .list(t, t.namespaced ? namespace : undefined)
-      .filter((o) => matchesLabels(o.metadata.labels, labels) && matchesFields(o, fields))
+      .filter((o) => matchesLabels(o.metadata.labels, labels) && fields(o))
       .filter((o) => `${o.metadata.namespace ?? ''}/${o.metadata.name}` > start);
     const limit = opts.limit && opts.limit > 0 ? opts.limit : all.length;
     const items = all.slice(0, limit);
@@ -754,14 +756,15 @@ export class Api {
   // ------------------------------------------------------------ watch
   watch(t: ResourceType, namespace: string | undefined, opts: WatchOptions, sink: WatchSink): () => void {
     const labels = parseLabelSelector(opts.labelSelector);
-    const fields = parseFieldSelector(opts.fieldSelector, t.fieldSelectors);
-    const key = keyOf(t);
+    const fields = fieldMatcher(t, opts.fieldSelector);
+    // A view of another type's objects (events.k8s.io/v1 Events) sees that type's changes.
+    const key = storedKeyOf(t);
     const ns = t.namespaced ? namespace : undefined;
     const matches = (o: KObject | undefined): boolean =>
       o !== undefined &&
       (ns === undefined || o.metadata.namespace === ns) &&
       matchesLabels(o.metadata.labels, labels) &&
-      matchesFields(o, fields);
+      fields(o);
     let stopped = false;
     const cleanups: (() => void)[] = [];
     const stop = (): void => {
@@ -771,14 +774,15 @@ export class Api {
     };
     const deliver = (e: StoredEvent): void => {
       if (stopped || e.typeKey !== key) return;
-      const now = matches(e.object);
-      const before = matches(e.previous);
-      if (e.type === 'ADDED' && now) sink.event('ADDED', e.object);
+      const object = viewOf(t, e.object);
+      const now = matches(object);
+      const before = matches(e.previous && viewOf(t, e.previous));
+      if (e.type === 'ADDED' && now) sink.event('ADDED', object);
       else if (e.type === 'MODIFIED') {
-        if (now && before) sink.event('MODIFIED', e.object);
-        else if (now) sink.event('ADDED', e.object);
-        else if (before) sink.event('DELETED', e.object);
-      } else if (e.type === 'DELETED' && (before || now)) sink.event('DELETED', e.object);
+        if (now && before) sink.event('MODIFIED', object);
+        else if (now) sink.event('ADDED', object);
+        else if (before) sink.event('DELETED', object);
+      } else if (e.type === 'DELETED' && (before || now)) sink.event('DELETED', object);
     };
     const rvParam = opts.resourceVersion ?? '';
     if (rvParam === '' || rvParam === '0' || opts.sendInitialEvents === true) {

@@ -6,6 +6,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { Errors, type StatusCause } from './errors.js';
+import { eventCreateCauses, eventsV1ToCore, eventUpdateCauses } from './events.js';
 import type { ResourceType } from './resources.js';
 import { clone, deepEqual, isDict, type Dict, type KObject, str } from './types.js';
 
@@ -365,6 +366,18 @@ export function validateBuiltin(t: ResourceType, o: KObject, old: KObject | unde
           });
       }
       break;
+    case '/Event':
+      out.push(...(old ? eventUpdateCauses(o, old, 'core/v1') : eventCreateCauses(o, 'core/v1')));
+      break;
+    case 'events.k8s.io/Event': {
+      const e = eventsV1ToCore(o);
+      out.push(
+        ...(old
+          ? eventUpdateCauses(e, eventsV1ToCore(old), 'events.k8s.io/v1')
+          : eventCreateCauses(e, 'events.k8s.io/v1')),
+      );
+      break;
+    }
     case 'batch/Job': {
       const tmpl = (spec?.template as Dict | undefined)?.spec as Dict | undefined;
       out.push(...podSpecCauses(tmpl, 'spec.template.spec'));

@@ -5,6 +5,8 @@
  * https://kubernetes.io/docs/reference/kubectl/#resource-types.
  */
 import type { CrdVersionInfo } from './crd.js';
+import { coreToEventsV1, EVENTS_V1_FIELD_LABELS, eventsV1ToCore } from './events.js';
+import type { KObject } from './types.js';
 
 export type DeletePropagation = 'Orphan' | 'Background' | 'Foreground';
 
@@ -33,6 +35,22 @@ export interface ResourceType {
   readonly fieldSelectors: readonly string[];
   /** Set for custom resources. */
   readonly crd?: CrdVersionInfo;
+  /** Set for a type served from another type's objects (events.k8s.io/v1 Event). */
+  readonly storage?: StorageView;
+}
+
+/**
+ * A second API onto stored objects of another type, as the real server serves one
+ * stored object at several group-versions: reads convert from the stored form, writes
+ * to it, and watches see the stored type's changes.
+ */
+export interface StorageView {
+  /** typeKey of the type whose objects these are. */
+  readonly storedAs: string;
+  toStored(o: KObject): KObject;
+  fromStored(o: KObject): KObject;
+  /** This type's field-selector labels → the stored type's. */
+  readonly fieldLabels: Readonly<Record<string, string>>;
 }
 
 export function apiVersionOf(t: Pick<ResourceType, 'group' | 'version'>): string {
@@ -45,6 +63,21 @@ export function typeKey(group: string, version: string, plural: string): string 
 
 export function keyOf(t: ResourceType): string {
   return typeKey(t.group, t.version, t.plural);
+}
+
+/** Where the objects of a type are stored: its own key, or that of the type it is a view of. */
+export function storedKeyOf(t: ResourceType): string {
+  return t.storage?.storedAs ?? keyOf(t);
+}
+
+/** A stored object as the type serves it. */
+export function viewOf(t: ResourceType, stored: KObject): KObject {
+  return t.storage ? t.storage.fromStored(stored) : stored;
+}
+
+/** An object of the type as it is stored. */
+export function storedOf(t: ResourceType, o: KObject): KObject {
+  return t.storage ? t.storage.toStored(o) : o;
 }
 
 const RW = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -246,20 +279,20 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
     statusSubresource: true,
   }),
   decl({ group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases' }),
+  // The same objects as core/v1 Events, converted (events.ts).
   decl({
     group: 'events.k8s.io',
     version: 'v1',
     kind: 'Event',
     plural: 'events',
     shortNames: ['ev'],
-    fieldSelectors: [
-      'regarding.kind',
-      'regarding.name',
-      'regarding.namespace',
-      'regarding.uid',
-      'reason',
-      'type',
-    ],
+    fieldSelectors: Object.keys(EVENTS_V1_FIELD_LABELS).filter((l) => !l.startsWith('metadata.')),
+    storage: {
+      storedAs: typeKey('', 'v1', 'events'),
+      toStored: eventsV1ToCore,
+      fromStored: coreToEventsV1,
+      fieldLabels: EVENTS_V1_FIELD_LABELS,
+    },
   }),
   decl({
     group: 'apiextensions.k8s.io',

@@ -4,6 +4,7 @@
  * https://kubernetes.io/docs/concepts/overview/working-with-objects/field-selectors/
  */
 import { Errors } from './errors.js';
+import type { ResourceType } from './resources.js';
 import { getPath, type KObject, str } from './types.js';
 
 export type Requirement =
@@ -100,7 +101,8 @@ export function parseFieldSelector(
 }
 
 function fieldValue(obj: KObject, field: string): string {
-  if (field === 'source') return str(getPath(obj, 'source.component') ?? '');
+  // core/v1 Events (pkg/registry/core/event/strategy.go ToSelectableFields).
+  if (field === 'source') return str(getPath(obj, 'source.component') || obj.reportingComponent || '');
   const v = getPath(obj, field);
   if (v === undefined || v === null) return '';
   return typeof v === 'string' ? v : JSON.stringify(v);
@@ -108,6 +110,19 @@ function fieldValue(obj: KObject, field: string): string {
 
 export function matchesFields(obj: KObject, reqs: readonly FieldRequirement[]): boolean {
   return reqs.every((r) => (fieldValue(obj, r.field) === r.value) === (r.op === '='));
+}
+
+/**
+ * A list's or watch's fieldSelector as a test of objects of type `t`. For a type that is
+ * a view of another's objects the labels are converted to the stored type's and tested
+ * on the stored form, as the real server's field label conversion does.
+ */
+export function fieldMatcher(t: ResourceType, selector: string | null | undefined): (o: KObject) => boolean {
+  const reqs = parseFieldSelector(selector, t.fieldSelectors);
+  const storage = t.storage;
+  if (!storage) return (o) => matchesFields(o, reqs);
+  const stored = reqs.map((r) => ({ ...r, field: storage.fieldLabels[r.field] ?? r.field }));
+  return (o) => matchesFields(storage.toStored(o), stored);
 }
 
 /** A metav1.LabelSelector object (matchLabels + matchExpressions). */

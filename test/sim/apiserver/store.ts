@@ -1,11 +1,13 @@
 /**
  * In-memory object storage with one global, monotonic resourceVersion (as etcd's
  * revision), an event history for watch replay, and compaction that makes old
- * resourceVersions expire (410 Gone).
+ * resourceVersions expire (410 Gone). A type that is a view of another's objects
+ * (ResourceType.storage: events.k8s.io/v1 Events are core/v1 Events) reads and writes
+ * those, converted; the history holds the stored form under the stored type's key.
  * https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions
  * https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
  */
-import { keyOf, type ResourceType } from './resources.js';
+import { storedKeyOf, storedOf, viewOf, type ResourceType } from './resources.js';
 import { clone, type KObject } from './types.js';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -45,14 +47,14 @@ export class Store {
   }
 
   get(t: ResourceType, namespace: string, name: string): KObject | undefined {
-    const o = this.bucket(keyOf(t)).get(`${namespace}/${name}`);
-    return o && clone(o);
+    const o = this.bucket(storedKeyOf(t)).get(`${namespace}/${name}`);
+    return o && viewOf(t, clone(o));
   }
 
   /** Objects of a type, sorted by namespace/name as etcd keys sort. */
   list(t: ResourceType, namespace?: string): KObject[] {
     const out: KObject[] = [];
-    const b = this.bucket(keyOf(t));
+    const b = this.bucket(storedKeyOf(t));
     for (const [k, o] of b) if (namespace === undefined || k.startsWith(`${namespace}/`)) out.push(o);
     return out
       .sort((a, b2) =>
@@ -60,7 +62,7 @@ export class Store {
           `${b2.metadata.namespace ?? ''}/${b2.metadata.name}`,
         ),
       )
-      .map((o) => clone(o));
+      .map((o) => viewOf(t, clone(o)));
   }
 
   /** Every stored object with its type key (for the garbage collector). */
@@ -75,36 +77,36 @@ export class Store {
   /** Writes (ADDED or MODIFIED) and stamps a new resourceVersion. */
   put(t: ResourceType, obj: KObject): KObject {
     const key = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-    const b = this.bucket(keyOf(t));
+    const b = this.bucket(storedKeyOf(t));
     const previous = b.get(key);
-    const stored = clone(obj);
+    const stored = clone(storedOf(t, obj));
     stored.metadata.resourceVersion = String(++this.rv);
     b.set(key, stored);
     this.emit({
       rv: this.rv,
       type: previous ? 'MODIFIED' : 'ADDED',
-      typeKey: keyOf(t),
+      typeKey: storedKeyOf(t),
       object: clone(stored),
       ...(previous ? { previous } : {}),
     });
-    return clone(stored);
+    return viewOf(t, clone(stored));
   }
 
   remove(t: ResourceType, obj: KObject): KObject {
     const key = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
-    const b = this.bucket(keyOf(t));
+    const b = this.bucket(storedKeyOf(t));
     const previous = b.get(key);
     b.delete(key);
-    const gone = clone(previous ?? obj);
+    const gone = clone(previous ?? storedOf(t, obj));
     gone.metadata.resourceVersion = String(++this.rv);
     this.emit({
       rv: this.rv,
       type: 'DELETED',
-      typeKey: keyOf(t),
+      typeKey: storedKeyOf(t),
       object: clone(gone),
       ...(previous ? { previous } : {}),
     });
-    return gone;
+    return viewOf(t, gone);
   }
 
   private emit(e: StoredEvent): void {
