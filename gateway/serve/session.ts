@@ -29,6 +29,7 @@ import { BuildStatus } from '../../nix/protocol/worker.js';
 import { wireLimits } from '../../nix/wire/limits.js';
 import { WireReader } from '../../nix/wire/reader.js';
 import { WireWriter } from '../../nix/wire/writer.js';
+import type { SessionHandle } from '../../store/coordination.js';
 import type { LocalStore } from '../../store/local-store.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { PublicKey } from '../../store/signatures.js';
@@ -93,7 +94,7 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
   negotiateVersion(clientVersion, serverVersion, SERVE_PROTOCOL.minMinor);
   const ctx: Ctx = { minor: minorOf(Math.min(clientVersion, serverVersion)), limits };
   log.info({ minor: ctx.minor, write: deps.write }, 'serve handshake done');
-  let registration;
+  let registration: SessionHandle;
   try {
     registration = await openStoreSession(store, deps.sessionId, 'serve', deps.who, log);
   } catch (err) {

@@ -58,10 +58,13 @@ async function deleteAll(
   order: readonly string[],
   maxFreed: bigint,
   skipInUse: boolean,
+  signal: AbortSignal,
 ): Promise<GcResult> {
   const paths: string[] = [];
   let bytesFreed = 0n;
   for (const path of order) {
+    // The GC lock's lease was lost (Redis gone): another collector may start; stop.
+    signal.throwIfAborted();
     if (bytesFreed >= maxFreed) {
       await env.log.line(`deleted more than ${maxFreed} bytes; stopping`);
       break;
@@ -126,7 +129,7 @@ export function collectGarbage(
   pathsToDelete: readonly string[],
   maxFreed: bigint,
 ): Promise<GcResult> {
-  return env.store.withGcLock(() => collect(env, action, pathsToDelete, maxFreed));
+  return env.store.withGcLock((signal) => collect(env, action, pathsToDelete, maxFreed, signal));
 }
 
 async function collect(
@@ -134,6 +137,7 @@ async function collect(
   action: number,
   pathsToDelete: readonly string[],
   maxFreed: bigint,
+  signal: AbortSignal,
 ): Promise<GcResult> {
   const live = await livePaths(env);
   switch (action) {
@@ -147,7 +151,7 @@ async function collect(
     case GcAction.DeleteDead: {
       await env.log.line('deleting garbage...');
       const dead = new Set((await env.store.queryAll()).filter((p) => !live.has(p)));
-      return deleteAll(env, await deletionOrder(env, dead), maxFreed, true);
+      return deleteAll(env, await deletionOrder(env, dead), maxFreed, true, signal);
     }
     case GcAction.DeleteSpecific: {
       const alive = await firstAlive(env, pathsToDelete, live);
@@ -156,7 +160,7 @@ async function collect(
           path: alive,
         });
       }
-      return deleteAll(env, await deletionOrder(env, new Set(pathsToDelete)), maxFreed, false);
+      return deleteAll(env, await deletionOrder(env, new Set(pathsToDelete)), maxFreed, false, signal);
     }
     default:
       throw new GatewayError(
