@@ -10,6 +10,8 @@ export { canonicalisePath, CANONICAL_MTIME } from './canonicalise.js';
 export type { AddToStoreRequest, NarClaim, Staged } from './staging.js';
 export type { BatchItem } from './import.js';
 export { TempRoots } from './temp-roots.js';
+export { memoryCoordination } from './coordination.js';
+export type { Coordination, PathLocks, SessionHandle, SessionInfo } from './coordination.js';
 export {
   countValidSignatures,
   parsePublicKey,

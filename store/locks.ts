@@ -1,8 +1,8 @@
 /**
  * Per-key mutual exclusion within this process (one key per store path). Imports of
  * the same path from two sessions commit one after the other; different paths never
- * wait for each other. Across processes (several gateway replicas, build pods) the
- * Redis lock will take this role.
+ * wait for each other. This is the in-process `Coordination`'s lock (coordination.ts);
+ * across processes (several gateway replicas, build pods) `RedisLock` takes its role.
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<void>>();

@@ -1,7 +1,8 @@
 /**
  * Temporary GC roots per session: paths a session has uploaded, queried or is building
  * with, which garbage collection and `deletePath` must not remove until the session
- * ends. In-process now; the Redis session registry later.
+ * ends. The in-process `Coordination`'s registry (coordination.ts); replicas sharing a
+ * store use `RedisTempRoots` (redis-registry.ts) instead.
  */
 export class TempRoots {
   private readonly sessions = new Map<string, Set<string>>();
