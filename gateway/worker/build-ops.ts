@@ -3,6 +3,10 @@
  * BuildResults, failures included; BuildPaths turns a failure into an error, as Nix does.
  * While building, the client sees Nix's own log protocol: an actBuild activity per
  * derivation with its log lines as resBuildLogLine results.
+ *
+ * Before building, the session roots what it asked for (the .drvs and their known
+ * outputs, opaque paths), as Nix's goals do with addTempRoot: a GC on any replica then
+ * keeps the outputs between their registration and the client fetching them.
  */
 import { ActivityType, BuildMode, BuildStatus, ResultType, Verbosity } from '../../nix/protocol/worker.js';
 import type { BuildResult, KeyedBuildResult } from '../../nix/protocol/types.js';
@@ -12,7 +16,7 @@ import type { LocalStore } from '../../store/local-store.js';
 import { parseDerivedPath } from '../derived-path.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
-import type { RealiseEvents, Realisation } from '../builds/realise.js';
+import { knownOutputPaths, type RealiseEvents, type Realisation } from '../builds/realise.js';
 import type { BuildOutcome } from '../builds/types.js';
 import { readStoreDerivation, realiseWithoutBuilding } from './derivations.js';
 import type { ClientLog } from './client-log.js';
@@ -175,7 +179,13 @@ export async function buildPathsWithResults(
     );
   }
   return withRealisation(env, buildMode, async (r) => {
-    const targets = paths.map(parseDerivedPath).flatMap((t) => (t.kind === 'built' ? [t.drvPath] : []));
+    const parsed = paths.map(parseDerivedPath);
+    const targets = parsed.flatMap((t) => (t.kind === 'built' ? [t.drvPath] : []));
+    await rootTargets(
+      env,
+      targets,
+      parsed.flatMap((t) => (t.kind === 'opaque' ? [t.path] : [])),
+    );
     await r.plan(targets);
     return Promise.all(paths.map((text) => keyedResult(env, r, text)));
   });
@@ -212,11 +222,31 @@ export async function buildDerivation(
       { drvPath },
     );
   }
+  await env.store.tempRoots.add(env.sessionId, [
+    ...drv.inputSrcs,
+    ...drv.outputs.flatMap((o) => (o.path === '' ? [] : [o.path])),
+  ]);
   const outcome = await withRealisation(env, buildMode, (r) => env.builds!.buildBasic(drvPath, drv, r));
   return toWireResult(
     outcome,
     succeeded(outcome) ? await builtOutputsOfBasic(env.store, outcome) : new Map<string, string>(),
   );
+}
+
+/** Makes the requested .drvs, their known output paths and `opaque` temp roots of the session. */
+async function rootTargets(
+  env: OpEnv,
+  drvPaths: readonly string[],
+  opaque: readonly string[],
+): Promise<void> {
+  const roots = [...drvPaths, ...opaque];
+  const validDrvs = await env.store.queryValid(drvPaths);
+  for (const drvPath of validDrvs) {
+    // A .drv that does not parse is the realisation's to report.
+    const drv = await readStoreDerivation(env.store, drvPath).catch(() => undefined);
+    if (drv) roots.push(...knownOutputPaths(drv).values());
+  }
+  await env.store.tempRoots.add(env.sessionId, roots);
 }
 
 /** A BasicDerivation has no .drv here to hash: its ids come from the builder. */

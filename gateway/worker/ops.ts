@@ -277,6 +277,7 @@ export const WORKER_OPS: OpTable = {
   },
 
   EnsurePath: async ({ path }, env) => {
+    await env.store.tempRoots.add(env.sessionId, [path]); // as Nix's ensurePath
     if (!(await env.store.isValid(path))) {
       throw new GatewayError(GatewayErrorCode.UNSUPPORTED_OPERATION, NixMessages.noSubstituter(path), {
         path,

@@ -7,6 +7,7 @@
  *   on replica A, until that session ends;
  * - the same new derivation built through both at once, in local mode: the builder runs
  *   once (it prints a random token: one token in all), both clients get the outputs;
+ * - outputs built for a session on B are its temp roots: a GC through A keeps them;
  * - replica B killed while holding a temp root: the root protects its path until the
  *   TTL (--redis-ttl) passes, then a GC through A collects it;
  * - Redis down: a client gets the store's "Redis … is unavailable" error at once, the
@@ -224,6 +225,37 @@ derivation {
   expect(out(a)).toBe(out(b));
   expect(await remoteHas(out(a)!, 'b')).toBe(true);
   expect(await readdir(join(dataDir, 'staging'))).toEqual([]);
+});
+
+test('outputs built for a session on B are its temp roots: a GC through A keeps them until it ends', async () => {
+  const file = join(work, 'kept.nix');
+  await writeFile(
+    file,
+    `let bb = builtins.path { path = ./bbdir; name = "busybox"; }; in
+derivation {
+  name = "kept";
+  salt = "${process.pid}-${Date.now()}";
+  system = builtins.currentSystem;
+  builder = "\${bb}/bin/busybox";
+  args = [ "sh" "-c" "echo kept > $out" ];
+}
+`,
+  );
+  const drvPath = (await runOk(['nix-instantiate', file], opts())).trim().split('\n').at(-1)!;
+  const out = (await runOk(['nix-store', '-q', '--outputs', drvPath], opts())).trim();
+  await runOk(['nix', 'copy', '--derivation', '--to', 'ssh-ng://b', drvPath], opts());
+  const holder = sshWorkerClient(sshConfig, 'b');
+  await holder.handshake(34);
+  const built = await holder.op('BuildPathsWithResults', { paths: [`${drvPath}!out`], buildMode: 0 });
+  expect(built.error).toBeUndefined();
+  expect(await remoteHas(out)).toBe(true);
+
+  expect(await gc('a')).not.toContain(out);
+  expect(await remoteHas(out)).toBe(true);
+
+  await holder.close();
+  expect(await gc('a')).toContain(`deleting '${out}'`);
+  expect(await remoteHas(out)).toBe(false);
 });
 
 test('replica B killed while holding a temp root: the root lasts until the TTL, then GC through A collects', async () => {
