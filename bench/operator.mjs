@@ -193,6 +193,7 @@ async function main() {
     // Timestamps at the API server's store, in this process's clock.
     const created = new Map(); // NixBuild name → ms
     const jobAt = new Map(); // NixBuild name → ms (first Job)
+    const jobsOf = new Map(); // NixBuild name → Jobs ever created (1 unless retried or duplicated)
     const doneAt = new Map(); // NixBuild name → ms (phase Succeeded/Failed)
     const phases = new Map();
     let lastEvent = 0;
@@ -209,6 +210,7 @@ async function main() {
       } else if (o.kind === 'Job' && e.type === 'ADDED') {
         const owner = o.metadata.labels?.['nixyard.dev/nixbuild'];
         if (owner && !jobAt.has(owner)) jobAt.set(owner, now);
+        if (owner) jobsOf.set(owner, (jobsOf.get(owner) ?? 0) + 1);
       }
     });
 
@@ -382,6 +384,11 @@ async function main() {
         `p99 ${ms(quantile(lat, 0.99))}, max ${ms(lat[lat.length - 1] ?? NaN)}, min ${ms(lat[0] ?? NaN)}`,
     );
     p(`Job creation rate: ${(jobAt.size / ((tJobs - firstCreated) / 1000)).toFixed(1)} Jobs/s`);
+    const extra = [...jobsOf.values()].filter((n) => n > 1);
+    p(
+      `Jobs created: ${[...jobsOf.values()].reduce((a, n) => a + n, 0)} for ${jobsOf.size} NixBuilds ` +
+        `(${extra.length} with more than one: retries or duplicates)`,
+    );
     if (SETTLE) {
       const byPhase = new Map();
       for (const ph of phases.values()) byPhase.set(ph, (byPhase.get(ph) ?? 0) + 1);
