@@ -1,8 +1,9 @@
 /**
  * reconcile(NixBuild, world) → what to do: a pure function, so that every transition is a
- * table row in a test. The world is read fresh each time (the Jobs labelled with the
- * NixBuild, the current Job's newest Pod, the log tail after a success); what triggered
- * the reconcile is not an input.
+ * table row in a test. The world is read anew each time (the Jobs labelled with the
+ * NixBuild, the current Job's newest Pod, the log tail after a success: reconciler.ts
+ * says which come from the informer caches and when it asks the API server); what
+ * triggered the reconcile is not an input.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { classifyFailure, retryDecision, type Failure } from './failure.js';
