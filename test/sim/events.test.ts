@@ -211,6 +211,23 @@ describe('one object, two APIs', () => {
   });
 });
 
+// https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables
+test('as a Table, events.k8s.io/v1 Events print as core/v1 ones (one printer, on the stored form)', async () => {
+  const table = async (path: string) => {
+    const res = await fetch(`${cluster.url}${path}?fieldSelector=metadata.name%3Dop-1`, {
+      headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+    });
+    const t = (await res.json()) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
+    return { columns: t.columnDefinitions.map((x) => x.name), cells: t.rows.map((r) => r.cells.slice(1)) };
+  };
+  const core = await table(CORE);
+  expect(core.columns).toEqual(['Last Seen', 'Type', 'Reason', 'Object', 'Message']);
+  expect(core.cells).toEqual([
+    ['Normal', 'JobCreated', 'nixbuild/hello', 'created Job hello-1 on pool amd64'],
+  ]);
+  expect(await table(V1)).toEqual(core);
+});
+
 describe('watch', () => {
   test('an events.k8s.io/v1 watch sees core/v1 writes, converted; a core/v1 watch sees events.k8s.io/v1 writes', async () => {
     const seenV1: [string, KObject][] = [];

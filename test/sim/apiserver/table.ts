@@ -412,6 +412,14 @@ const DEFAULT_SPEC: TableSpec = {
 
 function specFor(t: ResourceType): TableSpec {
   if (t.crd) return crdSpec(t.crd.printerColumns);
+  // A view of another type's objects prints as that type: the real server's printers
+  // work on the stored (internal) form, so events.k8s.io/v1 Events print as core/v1 ones.
+  const storage = t.storage;
+  if (storage) {
+    const [group, , plural] = storage.storedAs.split('/');
+    const base = BUILTIN[`${group}/${plural}`] ?? DEFAULT_SPEC;
+    return { columns: base.columns, cells: (o, now) => base.cells(storage.toStored(o), now) };
+  }
   return BUILTIN[`${t.group}/${t.plural}`] ?? DEFAULT_SPEC;
 }
 
