@@ -32,6 +32,8 @@ export interface PathLocks {
 export interface PathLockOptions {
   /** Gives up waiting for a lock another holds (a cancelled build); rejects with its reason. */
   readonly signal?: AbortSignal | undefined;
+  /** Called (with the key) when a lock is found held by another process, before waiting (Redis). */
+  readonly onWait?: ((key: string) => void) | undefined;
 }
 
 /** What is stored about a session, for operators (`redis-cli GET nixyard:session:<id>`). */

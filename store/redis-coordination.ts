@@ -46,8 +46,12 @@ class RedisPathLocks implements PathLocks {
     fn: (signal: AbortSignal) => Promise<T>,
     options: PathLockOptions = {},
   ): Promise<T> {
-    const lockOptions = { leaseMs: this.leaseMs, signal: options.signal };
-    return withEach(keys, (key, inner) => this.lock.with(key, inner, lockOptions), fn);
+    const lockOptions = (key: string) => ({
+      leaseMs: this.leaseMs,
+      signal: options.signal,
+      onWait: options.onWait && (() => options.onWait?.(key)),
+    });
+    return withEach(keys, (key, inner) => this.lock.with(key, inner, lockOptions(key)), fn);
   }
 }
 

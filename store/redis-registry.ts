@@ -64,6 +64,8 @@ export interface LockOptions {
   readonly waitMs?: number;
   /** Stops waiting for a held lock (rejects with the signal's reason). */
   readonly signal?: AbortSignal | undefined;
+  /** Called once if the lock is held by another, before waiting for it. */
+  readonly onWait?: (() => void) | undefined;
 }
 
 export interface Lease {
@@ -116,6 +118,7 @@ export class RedisLock {
       options.signal?.throwIfAborted();
       const lease = await this.tryAcquire(key, options.leaseMs);
       if (lease) return lease;
+      if (attempt === 0) options.onWait?.();
       if (Date.now() >= deadline) {
         throw new StoreError(
           StoreErrorCode.LOCK_TIMEOUT,

@@ -348,7 +348,11 @@ async function lockedBuild(
         }
         return realise(opts, settings, drv, inputs, storeDir, signal);
       },
-      { signal: opts.signal },
+      {
+        signal: opts.signal,
+        // Nix's words when another goal holds an output lock.
+        onWait: (path) => opts.onLogLine?.(`waiting for lock on '${path}'`),
+      },
     );
   } catch (err) {
     // Cancelled while another builder held the outputs: nothing was started.

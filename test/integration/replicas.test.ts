@@ -219,6 +219,10 @@ derivation {
   expect([a.exit, b.exit]).toEqual([0, 0]);
   const tokens = [...(a.output + b.output).matchAll(/^shared> token (\w+)$/gm)].map((m) => m[1]);
   expect(tokens).toHaveLength(1);
+  // The other replica's builder waited for the output lock (and said so, as Nix does).
+  expect(
+    (a.output + b.output).match(/^shared> waiting for lock on '\/nix\/store\/\w+-shared'$/gm),
+  ).toHaveLength(1);
   const out = (r: { output: string }): string | undefined =>
     (JSON.parse(r.output.trim().split('\n').at(-1) ?? '') as { outputs: { out: string } }[])[0]?.outputs.out;
   expect(out(a)).toBeDefined();

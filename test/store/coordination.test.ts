@@ -151,7 +151,7 @@ test('a Redis session whose process died loses its roots after the TTL; adding t
   expect(isStoreError(late, StoreErrorCode.SESSION_EXPIRED)).toBe(true);
 });
 
-test('waiting for a Redis path lock stops when its signal aborts (a cancelled build)', async () => {
+test('waiting for a Redis path lock is announced, and stops when its signal aborts (a cancelled build)', async () => {
   const prefix = `abort${++prefixes}:`;
   const a = redisCoordination(client(), { url: server.url, prefix });
   const b = redisCoordination(client(), { url: server.url, prefix });
@@ -160,8 +160,13 @@ test('waiting for a Redis path lock stops when its signal aborts (a cancelled bu
   await sleep(50);
   const cancel = new AbortController();
   const reason = new Error('cancelled');
-  const waiting = b.locks.with('/nix/store/out', () => Promise.resolve('ran'), { signal: cancel.signal });
+  const waited: string[] = [];
+  const waiting = b.locks.with('/nix/store/out', () => Promise.resolve('ran'), {
+    signal: cancel.signal,
+    onWait: (key) => waited.push(key),
+  });
   await sleep(100);
+  expect(waited).toEqual(['/nix/store/out']);
   cancel.abort(reason);
   await expect(waiting).rejects.toBe(reason);
   release();
