@@ -59,6 +59,11 @@ export interface Coordination {
   readonly tempRoots: TempRootRegistry;
   /** Registers a session; its temp roots may be added only while it is registered. */
   openSession(sessionId: string, options?: SessionOpenOptions): Promise<SessionHandle>;
+  /**
+   * Which of `sessionIds` are registered now (in this process, or on any replica through
+   * Redis): a NixBuild's requesters that are not belong to a gateway that died.
+   */
+  liveSessions(sessionIds: readonly string[]): Promise<Set<string>>;
   /** Runs `fn` as the only garbage collector (of this process, or of the cluster). */
   withGcLock<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
   /**
@@ -121,18 +126,23 @@ export function memoryCoordination(): Coordination {
   const locks = new MemoryPathLocks();
   const tempRoots = new TempRoots();
   const gc = new KeyedLock();
+  const open = new Set<string>();
   return {
     kind: 'memory',
     locks,
     tempRoots,
-    openSession: (sessionId) =>
-      Promise.resolve({
+    openSession: (sessionId) => {
+      open.add(sessionId);
+      return Promise.resolve({
         sessionId,
         close: () => {
+          open.delete(sessionId);
           tempRoots.release(sessionId);
           return Promise.resolve();
         },
-      }),
+      });
+    },
+    liveSessions: (ids) => Promise.resolve(new Set(ids.filter((id) => open.has(id)))),
     withGcLock: (fn) => gc.with(GC_LOCK_KEY, () => fn(NEVER)),
     builderFlags: [],
     close: () => Promise.resolve(),

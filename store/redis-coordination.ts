@@ -73,6 +73,10 @@ export function redisCoordination(client: Redis, options: RedisCoordinationOptio
       });
       return { sessionId, close: () => registration.close() };
     },
+    async liveSessions(ids: readonly string[]): Promise<Set<string>> {
+      const live = await Promise.all(ids.map((id) => tempRoots.isRegistered(id)));
+      return new Set(ids.filter((_, i) => live[i]));
+    },
     withGcLock: (fn) => lock.with(GC_LOCK_KEY, fn, { leaseMs: ttlMs }),
     builderFlags: ['--redis-url', options.url, '--redis-ttl', String(ttlMs / 1000)],
     close: () => Promise.resolve(),

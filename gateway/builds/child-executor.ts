@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalStore } from '../../store/local-store.js';
 import { prepareCheck, type CheckSandbox } from './check-build.js';
+import { NoticeDetector } from './build-output.js';
 import { cancelledOutcome } from './local-scheduler.js';
 import type { BuildOutcome, Executor } from './types.js';
 
@@ -111,7 +112,11 @@ function runChild(
   program: string,
   args: readonly string[],
   drvPath: string,
-  context: { signal: AbortSignal; log: (line: string) => void; killAfterMs: number | undefined },
+  context: {
+    signal: AbortSignal;
+    log: (line: string, notice?: boolean) => void;
+    killAfterMs: number | undefined;
+  },
 ): Promise<ChildEnd> {
   const { signal, log } = context;
   return new Promise<ChildEnd>((resolve) => {
@@ -121,10 +126,11 @@ function runChild(
     }
     const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     let partial = '';
+    const notices = new NoticeDetector();
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       const lines = (partial + text).split('\n');
       partial = lines.pop() ?? '';
-      for (const line of lines) log(line);
+      for (const line of lines) log(line, notices.isNotice(line));
     });
     let resultText = '';
     (child.stdio[3] as NodeJS.ReadableStream | null)
@@ -140,7 +146,7 @@ function runChild(
     );
     child.on('close', (code, sig) => {
       signal.removeEventListener('abort', onAbort);
-      if (partial !== '') log(partial);
+      if (partial !== '') log(partial, notices.isNotice(partial));
       if (signal.aborted) {
         resolve({ kind: 'outcome', outcome: cancelledOutcome(`build of '${drvPath}' was cancelled`) });
         return;

@@ -35,6 +35,7 @@ import { BuildStatus } from '../../nix/protocol/worker.js';
 import { parseStorePath } from '../../nix/store-path.js';
 import type { LocalStore } from '../../store/local-store.js';
 import { readStoreDerivation } from '../worker/derivations.js';
+import { BuildOutput, NoticeDetector } from './build-output.js';
 import { DerivationFiles, type DerivationFile } from './derivation-files.js';
 import { prepareCheck, type CheckSandbox } from './check-build.js';
 import { cancelledOutcome } from './local-scheduler.js';
@@ -50,9 +51,9 @@ export const BUILD_CONTAINER = 'build';
 const FIELD_MANAGER = 'nixyard-gateway';
 
 /** Lines kept for requesters who join a build late (as the local scheduler). */
-const LOG_REPLAY_LINES = 1000;
 /** Full relist of the NixBuilds even when the watch seems alive (a half-open connection). */
 const RELIST_INTERVAL_MS = 60_000;
+const ABANDONED_CHECK_MS = 60_000;
 /** How long the result waits for the final pod's log to be read to its end. */
 const LOG_DRAIN_MS = 10_000;
 
@@ -104,7 +105,15 @@ export interface KubernetesSchedulerOptions {
   readonly log?: Logger;
   /** Derivations sent whole (BuildDerivation): their pods read them from these files. */
   readonly derivationFiles?: DerivationFiles;
+  /**
+   * How often to take dead sessions (of a gateway that crashed) off NixBuilds' requesters,
+   * so that builds only they wanted are cancelled. 0: never. Default: a minute.
+   */
+  readonly abandonedCheckMs?: number;
 }
+
+/** A NixBuild's requesters are sessions; which of them are alive (store/coordination.ts). */
+type SessionLiveness = (sessionIds: readonly string[]) => Promise<Set<string>>;
 
 function statusCode(e: unknown): number | undefined {
   if (typeof e !== 'object' || e === null) return undefined;
@@ -188,21 +197,27 @@ const STORE_PATH_LINE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+
  * Turns a build pod's log into the builder's log lines: drops build-drv's first line
  * (`building '<drv>'...`), and holds back what may be its trailer (an `error: ` block,
  * `note: keeping build directory`, output paths) until a builder line follows it; what is
- * held back when the container ends is the trailer, and dropped.
+ * held back when the container ends is the trailer, and dropped. The runner's notices
+ * before the builder starts (`waiting for lock on …`) are passed on as notices.
  */
 export class PodLogFilter {
   private seen = 0;
   private held: string[] = [];
   private heldError = false;
+  private readonly notices = new NoticeDetector();
 
   constructor(
     private readonly drvPath: string,
-    private readonly emit: (line: string) => void,
+    private readonly emit: (line: string, notice: boolean) => void,
   ) {}
 
   push(line: string): void {
     const first = this.seen++ === 0;
     if (first && line === `building '${this.drvPath}'...`) return;
+    if (this.notices.isNotice(line)) {
+      this.emit(line, true);
+      return;
+    }
     const trailer =
       line.startsWith('error: ') ||
       (this.heldError && line.startsWith('       ')) ||
@@ -214,11 +229,11 @@ export class PodLogFilter {
       return;
     }
     this.flushHeld();
-    this.emit(line);
+    this.emit(line, false);
   }
 
   private flushHeld(): void {
-    for (const l of this.held) this.emit(l);
+    for (const l of this.held) this.emit(l, false);
     this.held = [];
     this.heldError = false;
   }
@@ -243,7 +258,7 @@ class PodLogFollower {
     private readonly scheduler: KubernetesScheduler,
     readonly pod: string,
     drvPath: string,
-    emit: (line: string) => void,
+    emit: (line: string, notice: boolean) => void,
   ) {
     this.filter = new PodLogFilter(drvPath, emit);
     this.done = this.run();
@@ -357,8 +372,7 @@ interface Entry {
   readonly resolve: (o: BuildOutcome) => void;
   readonly started: Promise<void>;
   readonly start: () => void;
-  readonly listeners: Set<(line: string) => void>;
-  readonly recent: string[];
+  readonly output: BuildOutput;
   /** Requester → handles held (spec.requesters is the set of the keys). */
   readonly requesters: Map<string, number>;
   keepRunning: boolean;
@@ -389,6 +403,7 @@ export class KubernetesScheduler implements Scheduler {
   private closed = false;
   private relistTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  private readonly abandonedTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KubernetesSchedulerOptions) {
     this.namespace = options.namespace;
@@ -396,6 +411,51 @@ export class KubernetesScheduler implements Scheduler {
     this.core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.logClient = new k8s.Log(options.kubeConfig);
     this.watcher = new k8s.Watch(options.kubeConfig);
+    const every = options.abandonedCheckMs ?? ABANDONED_CHECK_MS;
+    if (every > 0) {
+      const live: SessionLiveness = (ids) => options.store.coordination.liveSessions(ids);
+      this.abandonedTimer = setInterval(() => {
+        this.dropDeadRequesters(live).catch((e: unknown) =>
+          options.log?.warn({ error: describeError(e) }, 'cannot look for abandoned NixBuilds'),
+        );
+      }, every);
+      this.abandonedTimer.unref();
+    }
+  }
+
+  /**
+   * Takes requesters whose sessions are no longer registered anywhere (their gateway died
+   * without leaving) off unfinished NixBuilds; the operator cancels a build nobody wants.
+   * Every replica may do it: each change is a replace at the resourceVersion read.
+   */
+  async dropDeadRequesters(live: SessionLiveness): Promise<number> {
+    const list = (await this.custom.listNamespacedCustomObject(this.api)) as { items: NixBuildObject[] };
+    let changed = 0;
+    for (const nb of list.items) {
+      const phase = nb.status?.phase;
+      const requesters = nb.spec.requesters ?? [];
+      if (phase === 'Succeeded' || phase === 'Failed' || phase === 'Cancelled' || requesters.length === 0)
+        continue;
+      const alive = await live(requesters);
+      if (alive.size === requesters.length) continue;
+      try {
+        await this.custom.replaceNamespacedCustomObject({
+          ...this.api,
+          name: nb.metadata.name,
+          body: { ...nb, spec: { ...nb.spec, requesters: requesters.filter((r) => alive.has(r)) } },
+          fieldManager: FIELD_MANAGER,
+        });
+        changed++;
+        this.options.log?.info(
+          { nixbuild: nb.metadata.name, dropped: requesters.filter((r) => !alive.has(r)) },
+          'dropped the requesters of sessions that are gone',
+        );
+      } catch (e) {
+        // Changed or deleted meanwhile: the next round sees it again.
+        if (statusCode(e) !== 409 && statusCode(e) !== 404) throw e;
+      }
+    }
+    return changed;
   }
 
   submit(drvPath: string, options: SubmitOptions): BuildHandle {
@@ -437,6 +497,7 @@ export class KubernetesScheduler implements Scheduler {
   async close(): Promise<void> {
     this.closed = true;
     if (this.relistTimer) clearTimeout(this.relistTimer);
+    if (this.abandonedTimer) clearInterval(this.abandonedTimer);
     this.watchAbort?.abort();
     this.wake?.();
     // This gateway's sessions leave every build; those nobody else wants are cancelled.
@@ -464,8 +525,7 @@ export class KubernetesScheduler implements Scheduler {
       resolve,
       started,
       start,
-      listeners: new Set(),
-      recent: [],
+      output: new BuildOutput(),
       requesters: new Map(),
       keepRunning: false,
       uid: undefined,
@@ -486,11 +546,7 @@ export class KubernetesScheduler implements Scheduler {
       drvPath: entry.drvPath,
       outcome: entry.outcome,
       started: entry.started,
-      follow: (listener) => {
-        for (const line of entry.recent) listener(line);
-        entry.listeners.add(listener);
-        return () => entry.listeners.delete(listener);
-      },
+      follow: (listener, notice) => entry.output.follow(listener, notice),
       release: () => {
         if (released) return;
         released = true;
@@ -830,14 +886,12 @@ export class KubernetesScheduler implements Scheduler {
 
   private followPod(entry: Entry, pod: string): void {
     if (entry.followers.has(pod)) return;
-    entry.followers.set(pod, new PodLogFollower(this, pod, entry.drvPath, (line) => this.log(entry, line)));
-  }
-
-  private log(entry: Entry, line: string): void {
-    if (entry.done) return;
-    entry.recent.push(line);
-    if (entry.recent.length > LOG_REPLAY_LINES) entry.recent.shift();
-    for (const l of entry.listeners) l(line);
+    entry.followers.set(
+      pod,
+      new PodLogFollower(this, pod, entry.drvPath, (line, notice) => {
+        if (!entry.done) entry.output.push(line, notice);
+      }),
+    );
   }
 
   /** True when the pod's build container has terminated (or the pod is gone). */
@@ -906,7 +960,7 @@ export class KubernetesScheduler implements Scheduler {
     entry.done = true;
     if (this.entries.get(entry.name) === entry) this.entries.delete(entry.name);
     for (const f of entry.followers.values()) f.stop();
-    entry.listeners.clear();
+    entry.output.close();
     entry.resolve(outcome);
     if (entry.check) this.endCheck(entry);
   }
@@ -950,7 +1004,12 @@ function describeError(e: unknown): string {
 export function kubernetesBuilds(
   store: LocalStore,
   settings: Pick<BuildSettings, 'timeout' | 'maxSilentTime'>,
-  cluster: { readonly kubeConfig: k8s.KubeConfig; readonly namespace: string; readonly log?: Logger },
+  cluster: {
+    readonly kubeConfig: k8s.KubeConfig;
+    readonly namespace: string;
+    readonly log?: Logger;
+    readonly abandonedCheckMs?: number;
+  },
 ): BuildService {
   const derivationFiles = new DerivationFiles(store.layout.dataDir);
   const scheduler = new KubernetesScheduler({
@@ -961,6 +1020,7 @@ export function kubernetesBuilds(
     maxSilentTime: settings.maxSilentTime,
     derivationFiles,
     ...(cluster.log ? { log: cluster.log } : {}),
+    ...(cluster.abandonedCheckMs !== undefined ? { abandonedCheckMs: cluster.abandonedCheckMs } : {}),
   });
   return BuildService.withScheduler(store, scheduler, derivationFiles);
 }

@@ -5,10 +5,8 @@
  * (unless a requester asked to keep it running).
  */
 import { BuildStatus } from '../../nix/protocol/worker.js';
+import { BuildOutput } from './build-output.js';
 import type { BuildHandle, BuildOutcome, Executor, Scheduler, SubmitOptions } from './types.js';
-
-/** Lines kept for requesters who join a build late. */
-const LOG_REPLAY_LINES = 1000;
 
 interface Job {
   readonly key: string;
@@ -19,8 +17,7 @@ interface Job {
   readonly started: Promise<void>;
   readonly start: () => void;
   readonly abort: AbortController;
-  readonly listeners: Set<(line: string) => void>;
-  readonly recent: string[];
+  readonly output: BuildOutput;
   readonly requesters: Map<string, number>;
   keepRunning: boolean;
   state: 'queued' | 'running' | 'done';
@@ -90,8 +87,7 @@ export class LocalScheduler implements Scheduler {
       started,
       start,
       abort: new AbortController(),
-      listeners: new Set(),
-      recent: [],
+      output: new BuildOutput(),
       requesters: new Map(),
       keepRunning: false,
       state: 'queued',
@@ -104,11 +100,7 @@ export class LocalScheduler implements Scheduler {
       drvPath: job.drvPath,
       outcome: job.outcome,
       started: job.started,
-      follow: (listener) => {
-        for (const line of job.recent) listener(line);
-        job.listeners.add(listener);
-        return () => job.listeners.delete(listener);
-      },
+      follow: (listener, notice) => job.output.follow(listener, notice),
       release: () => {
         if (released) return;
         released = true;
@@ -131,16 +123,10 @@ export class LocalScheduler implements Scheduler {
     job.abort.abort(new Error(why));
   }
 
-  private log(job: Job, line: string): void {
-    job.recent.push(line);
-    if (job.recent.length > LOG_REPLAY_LINES) job.recent.shift();
-    for (const l of job.listeners) l(line);
-  }
-
   private finish(job: Job, outcome: BuildOutcome): void {
     job.state = 'done';
     this.jobs.delete(job.key);
-    job.listeners.clear();
+    job.output.close();
     job.resolve(outcome);
   }
 
@@ -152,7 +138,7 @@ export class LocalScheduler implements Scheduler {
       job.start();
       this.executor(job.drvPath, {
         signal: job.abort.signal,
-        log: (line) => this.log(job, line),
+        log: (line, notice) => job.output.push(line, notice),
         check: job.check,
       })
         .catch((err: unknown) => cancelledOutcome(err instanceof Error ? err.message : String(err)))

@@ -16,6 +16,8 @@ export interface RealiseEvents {
   /** A derivation starts building on the scheduler (Nix's actBuild activity). */
   readonly buildStarted?: (drvPath: string, check: boolean) => void;
   readonly logLine?: (drvPath: string, line: string) => void;
+  /** The runner's notice about a build (`waiting for lock on …`), not part of its log. */
+  readonly notice?: (drvPath: string, text: string) => void;
   readonly buildStopped?: (drvPath: string, outcome: BuildOutcome) => void;
 }
 
@@ -202,7 +204,10 @@ export class Realisation {
     const following = handle.started.then(() => {
       started = true;
       events?.buildStarted?.(drvPath, check);
-      const stop = handle.follow((line) => events?.logLine?.(drvPath, line));
+      const stop = handle.follow(
+        (line) => events?.logLine?.(drvPath, line),
+        (text) => events?.notice?.(drvPath, text),
+      );
       unfollow = () => void stop();
     });
     try {

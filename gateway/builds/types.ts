@@ -39,8 +39,11 @@ export interface BuildHandle {
    * is cancelled while queued. Nix shows a build (its actBuild activity) only from then.
    */
   readonly started: Promise<void>;
-  /** Log lines from now on (and those already buffered), in order. Returns an unsubscribe. */
-  follow(listener: (line: string) => void): () => void;
+  /**
+   * The builder's log lines from now on (and those already buffered), in order, and the
+   * runner's notices (`waiting for lock on …`) to `notice`. Returns an unsubscribe.
+   */
+  follow(listener: (line: string) => void, notice?: (text: string) => void): () => void;
   /** This requester no longer wants it; the build is cancelled when nobody does. */
   release(): void;
 }
@@ -66,7 +69,8 @@ export type Executor = (
   drvPath: string,
   context: {
     readonly signal: AbortSignal;
-    readonly log: (line: string) => void;
+    /** A builder's log line, or (`notice`) a runner's notice such as `waiting for lock on …`. */
+    readonly log: (line: string, notice?: boolean) => void;
     /** Check mode (see SubmitOptions). */
     readonly check: boolean;
   },

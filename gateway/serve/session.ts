@@ -143,11 +143,10 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
 
   /** Log lines of this session's builds, raw on the channel's stderr as Nix's serve does. */
   function logToStderr(): RealiseEvents {
-    return {
-      logLine: (_drvPath, line) => {
-        if (!channel.stderr.destroyed) channel.stderr.write(`${line}\n`);
-      },
+    const write = (_drvPath: string, text: string): void => {
+      if (!channel.stderr.destroyed) channel.stderr.write(`${text}\n`);
     };
+    return { logLine: write, notice: write };
   }
 
   async function buildDerivation(

@@ -49,6 +49,8 @@ function clientActivities(log: ClientLog): RealiseEvents & { flush(): Promise<vo
       const id = ids.get(drvPath);
       if (id) void then(async () => log.result(await id, ResultType.BuildLogLine, [line]));
     },
+    // Nix prints it as a message of its own (an actBuildWaiting activity's text).
+    notice: (_drvPath, text) => void then(() => log.line(text)),
     buildStopped: (drvPath) => {
       const id = ids.get(drvPath);
       ids.delete(drvPath);

@@ -20,7 +20,7 @@ import { RedisPathIndex } from '../../store/redis-index.js';
 import { ensureTools } from '../sim/tools.js';
 import { startStoreGateway, type StoreGatewayHarness } from '../support/gateway-harness.js';
 import { makeWorkDir, runCommand } from '../support/scenario.js';
-import { startNixyardSim, type NixyardSim } from './sim-env.js';
+import { ABANDONED_CHECK_MS, startNixyardSim, type NixyardSim } from './sim-env.js';
 
 const run = promisify(execFile);
 
@@ -314,6 +314,72 @@ describe('sessions', () => {
   });
 });
 
+describe('a gateway that died', () => {
+  /** A NixBuild as a gateway creates it, wanted by `requesters`, for a long build. */
+  const leftBehind = async (name: string, requesters: string[]) => {
+    const file = await writeDrvFile(name, 'echo started; $B sleep 60; echo never > $out');
+    const drv = await instantiate(file);
+    const copied = await runCommand(['nix', 'copy', '--derivation', '--to', sim.storeUrl, drv], {
+      env: sim.env,
+      cwd: work,
+    });
+    expect(copied.exit).toBe(0);
+    await custom.createNamespacedCustomObject({
+      group: 'nixyard.dev',
+      version: 'v1alpha1',
+      namespace: sim.namespace,
+      plural: 'nixbuilds',
+      body: {
+        apiVersion: 'nixyard.dev/v1alpha1',
+        kind: 'NixBuild',
+        metadata: { name: nixBuildName(drv) },
+        spec: { drvPath: drv, system: 'x86_64-linux', requesters, keepRunning: false },
+      },
+    });
+    await until('the build to run', async () =>
+      (await nixBuild(drv))?.status?.phase === 'Building' ? true : undefined,
+    );
+    return drv;
+  };
+  const podsOf = async (drv: string) =>
+    (
+      await core.listNamespacedPod({
+        namespace: sim.namespace,
+        labelSelector: `nixyard.dev/nixbuild=${nixBuildName(drv)}`,
+      })
+    ).items;
+
+  test('a build only its sessions wanted is cancelled (their registrations are gone); a live session’s is not', async () => {
+    // `live` is registered as a session of a replica that still runs; `dead` never was.
+    const live = await sim.store.openSession(`e2e-live-${process.pid}`);
+    try {
+      const wanted = await leftBehind('wanted', [live.sessionId]);
+      const abandoned = await leftBehind('abandoned-by-crash', [`e2e-dead-${process.pid}`]);
+      const cancelled = await until('the abandoned build cancelled', async () => {
+        const nb = await nixBuild(abandoned);
+        return nb?.status?.phase === 'Cancelled' ? nb : undefined;
+      });
+      expect(cancelled.spec.requesters).toEqual([]);
+      await until(
+        'its pod gone',
+        async () => ((await podsOf(abandoned)).length === 0 ? true : undefined),
+        20_000,
+      );
+      // Several rounds later the live session's build still runs, still wanted.
+      await new Promise((r) => setTimeout(r, 4 * ABANDONED_CHECK_MS));
+      const kept = await nixBuild(wanted);
+      expect(kept?.status?.phase).toBe('Building');
+      expect(kept?.spec.requesters).toEqual([live.sessionId]);
+      await live.close();
+      await until('the build cancelled once its session ended', async () =>
+        (await nixBuild(wanted))?.status?.phase === 'Cancelled' ? true : undefined,
+      );
+    } finally {
+      await live.close();
+    }
+  });
+});
+
 describe('a remote builder (nix-build --builders): derivations sent whole', () => {
   test.each(['ssh-ng', 'ssh'])(
     '%s://: BuildDerivation → a NixBuild naming its derivation file → a pod → outputs copied back',
@@ -494,5 +560,11 @@ describe('logs survive a flaky API server and a retried pod', () => {
     expect(got.slice(0, restart)).toEqual(Array.from({ length: restart }, (_, i) => `line ${i + 1}`));
     expect(got.slice(restart)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${i + 1}`));
     expect((await nixBuild(drv))?.status).toMatchObject({ phase: 'Succeeded' });
+    // The killed pod's output locks outlive it for their lease (5 s here): a retry that
+    // starts before says so as Nix does, as a message of its own, never a builder line.
+    const out = (await nixBuild(drv))!.status!.outputs![0]!.path;
+    expect(r.output).not.toContain('oom-retry> waiting for lock');
+    if (r.output.includes('waiting for lock'))
+      expect(r.output.split('\n')).toContain(`waiting for lock on '${out}'`);
   });
 });

@@ -24,6 +24,7 @@ import { pino, type Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import type { BuildService } from '../../gateway/builds/service.js';
 import { kubernetesBuilds } from '../../gateway/builds/kubernetes-scheduler.js';
+import { redisCoordination } from '../../store/redis-coordination.js';
 import { storeHandlers } from '../../gateway/handlers.js';
 import { loadOperatorConfig } from '../../operator/config.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
@@ -38,6 +39,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = resolve(HERE, '../..');
 export const CRD_FILE = join(REPO_ROOT, 'crds', 'nixbuilds.nixyard.dev.yaml');
 export const NIXYARD_MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+/** How often the gateway looks for NixBuilds only dead sessions want (production: a minute). */
+export const ABANDONED_CHECK_MS = 500;
 
 export const POOLS: readonly PoolConfig[] = [
   {
@@ -103,6 +106,9 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
   const baseEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/',
+    // As the image could set it: the output locks of a killed build pod (OOM) free after
+    // 5 s instead of 30, so its retry need not wait long for them.
+    NIXYARD_REDIS_TTL: '5',
   };
   const cluster = await startSimCluster({
     namespaces: [namespace],
@@ -150,14 +156,21 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
       builds = kubernetesBuilds(
         store,
         { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
-        { kubeConfig, namespace, log: log.child({ component: 'kubernetes-scheduler' }) },
+        {
+          kubeConfig,
+          namespace,
+          log: log.child({ component: 'kubernetes-scheduler' }),
+          abandonedCheckMs: ABANDONED_CHECK_MS,
+        },
       );
       return storeHandlers(store, config, metrics, builds);
     },
     ['--kubernetes', '--namespace', namespace, '--redis-url', redis.url],
     async () => {
-      // As `nixyard gateway` opens it: rebuild the index only if Redis lost it.
-      store = await LocalStore.open({ dataDir, index, reindex: !(await index.isPopulated()) });
+      // As `nixyard gateway` opens it: rebuild the index only if Redis lost it; locks,
+      // sessions and temp roots in Redis too.
+      const coordination = redisCoordination(index.client, { url: redis.url, prefix: index.prefix });
+      store = await LocalStore.open({ dataDir, index, coordination, reindex: !(await index.isPopulated()) });
     },
   );
   if (!store || !builds) throw new Error('gateway not started');

@@ -47,3 +47,13 @@ test('a failed NixBuild’s reason → BuildResult status', () => {
   expect(statusOfReason('RetriesExhausted')).toBe(BuildStatus.MiscFailure);
   expect(statusOfReason(undefined)).toBe(BuildStatus.MiscFailure);
 });
+
+test('the runner’s lock wait before the builder starts is a notice, not a builder line', () => {
+  const got: string[] = [];
+  const f = new PodLogFilter(DRV, (l, notice) => got.push(notice ? `notice: ${l}` : l));
+  const wait = `waiting for lock on '${OUT}'`;
+  for (const l of [`building '${DRV}'...`, wait, 'compiling', wait]) f.push(l);
+  f.end();
+  // Once the builder has spoken, the same words are its own.
+  expect(got).toEqual([`notice: ${wait}`, 'compiling', wait]);
+});

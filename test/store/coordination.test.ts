@@ -120,6 +120,16 @@ describe.each(kinds)('%s coordination', (_kind, make) => {
     expect(await b.tempRoots.all()).toEqual(new Set());
   });
 
+  test('live sessions: registered ones are, closed and never opened ones are not', async () => {
+    const [a, b] = make();
+    const s1 = await a.openSession('live-1');
+    await a.openSession('live-2');
+    expect(await b.liveSessions(['live-1', 'live-2', 'never'])).toEqual(new Set(['live-1', 'live-2']));
+    await s1.close();
+    expect(await b.liveSessions(['live-1', 'live-2'])).toEqual(new Set(['live-2']));
+    expect(await b.liveSessions([])).toEqual(new Set());
+  });
+
   test('the GC lock admits one collector at a time', async () => {
     const [a, b] = make();
     let inside = 0;
@@ -147,6 +157,7 @@ test('a Redis session whose process died loses its roots after the TTL; adding t
   dying.disconnect();
   await sleep(600);
   expect(await b.tempRoots.has(pathOf(7))).toBe(false);
+  expect(await b.liveSessions(['s'])).toEqual(new Set());
   const late = await Promise.resolve(b.tempRoots.add('s', [pathOf(8)])).catch((e: unknown) => e);
   expect(isStoreError(late, StoreErrorCode.SESSION_EXPIRED)).toBe(true);
 });
