@@ -67,10 +67,11 @@ export interface Coordination {
   /** Runs `fn` as the only garbage collector (of this process, or of the cluster). */
   withGcLock<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
   /**
-   * Flags that give a `nixyard build-drv` child the same coordination (empty in memory:
-   * the child works on records and its own locks, as before).
+   * The environment that gives a `nixyard build-drv` child the same coordination (empty in
+   * memory: the child works on records and its own locks). An environment, not flags:
+   * the Redis URL may hold a password, which `ps` must not show.
    */
-  readonly builderFlags: readonly string[];
+  readonly builderEnv: Readonly<Record<string, string>>;
   /** Releases connections (not the sessions: close those first). */
   close(): Promise<void>;
 }
@@ -144,7 +145,7 @@ export function memoryCoordination(): Coordination {
     },
     liveSessions: (ids) => Promise.resolve(new Set(ids.filter((id) => open.has(id)))),
     withGcLock: (fn) => gc.with(GC_LOCK_KEY, () => fn(NEVER)),
-    builderFlags: [],
+    builderEnv: {},
     close: () => Promise.resolve(),
   };
 }

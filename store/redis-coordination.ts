@@ -22,6 +22,7 @@ import {
   type SessionOpenOptions,
 } from './coordination.js';
 import { RedisLock, RedisTempRoots } from './redis-registry.js';
+import { REDIS_TTL_ENV, REDIS_URL_ENV } from './redis.js';
 
 export interface RedisCoordinationOptions {
   /** The URL the client was made from: build-drv children connect to it too. */
@@ -78,7 +79,7 @@ export function redisCoordination(client: Redis, options: RedisCoordinationOptio
       return new Set(ids.filter((_, i) => live[i]));
     },
     withGcLock: (fn) => lock.with(GC_LOCK_KEY, fn, { leaseMs: ttlMs }),
-    builderFlags: ['--redis-url', options.url, '--redis-ttl', String(ttlMs / 1000)],
+    builderEnv: { [REDIS_URL_ENV]: options.url, [REDIS_TTL_ENV]: String(ttlMs / 1000) },
     close: () => Promise.resolve(),
   };
 }

@@ -12,7 +12,9 @@ import { Redis } from 'ioredis';
 import { StoreError, StoreErrorCode } from './errors.js';
 
 /** Environment variable and flag naming the Redis URL (`redis://host:6379/0`). */
-export const REDIS_URL_ENV = 'NIXYARD_REDIS_URL';
+import { REDIS_URL_ENV } from './redis-env.js';
+
+export { REDIS_TTL_ENV, REDIS_URL_ENV } from './redis-env.js';
 
 export interface RedisConnectOptions {
   /** Milliseconds before a connection attempt gives up (default 5000). */

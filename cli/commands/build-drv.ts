@@ -10,7 +10,7 @@ import { parseDerivation } from '../../nix/derivation/aterm.js';
 import { parseStorePath } from '../../nix/store-path.js';
 import { LocalStore } from '../../store/local-store.js';
 import { isStoreError } from '../../store/errors.js';
-import { redisUrlFrom } from '../../store/redis.js';
+import { REDIS_TTL_ENV, redisUrlFrom } from '../../store/redis.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import {
   buildDerivation,
@@ -103,7 +103,7 @@ export const buildDrvCommand: Command = {
       io.stderr.write(`error: ${err.message} [${err.code}]\n`);
       return 1;
     }
-    const ttl = int(values['redis-ttl'] ?? (process.env.NIXYARD_REDIS_TTL || undefined), '--redis-ttl');
+    const ttl = int(values['redis-ttl'] ?? (process.env[REDIS_TTL_ENV] || undefined), '--redis-ttl');
     const coordination =
       redisIndex && redisUrl !== undefined
         ? (await import('../../store/redis-coordination.js')).redisCoordination(redisIndex.client, {

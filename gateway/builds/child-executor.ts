@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalStore } from '../../store/local-store.js';
+import { REDIS_TTL_ENV, REDIS_URL_ENV } from '../../store/redis-env.js';
 import { prepareCheck, type CheckSandbox } from './check-build.js';
 import { NoticeDetector } from './build-output.js';
 import { cancelledOutcome } from './local-scheduler.js';
@@ -73,8 +74,15 @@ export function childExecutor(options: ChildExecutorOptions): Executor {
       if (options.maxSilentTime) args.push('--max-silent-time', String(options.maxSilentTime));
       const derivationFile = sandbox?.derivationFile ?? file;
       if (derivationFile !== undefined) args.push('--derivation-file', derivationFile);
-      if (!sandbox) args.push(...options.store.coordination.builderFlags); // shared locks (Redis)
-      const ran = await runChild(program, args, drvPath, { signal, log, killAfterMs: options.killAfterMs });
+      // A check registers in its scratch store only: never the gateway's Redis, even when
+      // the gateway's own environment names it.
+      const env = { ...withoutRedis(process.env), ...(sandbox ? {} : options.store.coordination.builderEnv) };
+      const ran = await runChild(program, args, drvPath, {
+        signal,
+        log,
+        env,
+        killAfterMs: options.killAfterMs,
+      });
       if (ran.kind === 'outcome') return ran.outcome;
       const result = ran.result;
       if (sandbox) {
@@ -88,6 +96,13 @@ export function childExecutor(options: ChildExecutorOptions): Executor {
       await sandbox?.dispose();
     }
   };
+}
+
+function withoutRedis(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = { ...env };
+  delete rest[REDIS_URL_ENV];
+  delete rest[REDIS_TTL_ENV];
+  return rest;
 }
 
 function fromRunner(result: RunnerResult): BuildOutcome {
@@ -115,6 +130,7 @@ function runChild(
   context: {
     signal: AbortSignal;
     log: (line: string, notice?: boolean) => void;
+    env: NodeJS.ProcessEnv;
     killAfterMs: number | undefined;
   },
 ): Promise<ChildEnd> {
@@ -124,7 +140,7 @@ function runChild(
       resolve({ kind: 'outcome', outcome: cancelledOutcome(`build of '${drvPath}' was cancelled`) });
       return;
     }
-    const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: context.env });
     let partial = '';
     const notices = new NoticeDetector();
     child.stderr?.setEncoding('utf8').on('data', (text: string) => {

@@ -19,6 +19,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { RedisPathIndex } from '../../store/redis-index.js';
 import { runCli } from '../support/run-cli.js';
 import {
   replicaKeys,
@@ -48,8 +49,8 @@ const replicas = new Map<string, Replica>();
 
 const opts = (): { env: NodeJS.ProcessEnv; cwd: string } => ({ env, cwd: work });
 
-async function start(name: 'a' | 'b'): Promise<Replica> {
-  const r = await startReplica({ ...base, name });
+async function start(name: 'a' | 'b' | 'c', extraEnv?: Record<string, string>): Promise<Replica> {
+  const r = await startReplica({ ...base, name, ...(extraEnv ? { env: extraEnv } : {}) });
   replicas.set(name, r);
   await writeReplicaSshConfig(sshConfig, [...replicas.values()], key);
   return r;
@@ -229,6 +230,59 @@ derivation {
   expect(out(a)).toBe(out(b));
   expect(await remoteHas(out(a)!, 'b')).toBe(true);
   expect(await readdir(join(dataDir, 'staging'))).toEqual([]);
+});
+
+test('a check (--rebuild) through a replica whose environment names Redis registers nothing in the shared index', async () => {
+  // As the chart runs it: the Redis URL in the environment, inherited by build children.
+  await start('c', { NIXYARD_REDIS_URL: redis.url });
+  const file = join(work, 'unstable.nix');
+  await writeFile(
+    file,
+    `let bb = builtins.path { path = ./bbdir; name = "busybox"; }; in
+derivation {
+  name = "unstable";
+  salt = "${process.pid}-${Date.now()}";
+  system = builtins.currentSystem;
+  builder = "\${bb}/bin/busybox";
+  args = [ "sh" "-c" "echo $RANDOM$RANDOM$RANDOM > $out" ];
+}
+`,
+  );
+  const build = (...extra: string[]) =>
+    runCommand(
+      [
+        'nix',
+        'build',
+        '--eval-store',
+        'auto',
+        '--store',
+        'ssh-ng://c',
+        '-f',
+        file,
+        '--no-link',
+        '--json',
+        ...extra,
+      ],
+      opts(),
+    );
+  const first = await build();
+  expect(first.exit).toBe(0);
+  const out = (JSON.parse(first.output.trim().split('\n').at(-1)!) as { outputs: { out: string } }[])[0]!
+    .outputs.out;
+  const index = await RedisPathIndex.connect(redis.url);
+  try {
+    const before = (await index.get(out))?.narHash.toBase16();
+    expect(before).toBeDefined();
+    const check = await build('--rebuild');
+    expect(check.exit).toBe(1);
+    expect(check.output).toContain(`may not be deterministic: output '${out}' differs`);
+    // The rebuild's other content went to its scratch store only.
+    expect((await index.get(out))?.narHash.toBase16()).toBe(before);
+  } finally {
+    await index.close();
+  }
+  await replicas.get('c')!.stop();
+  replicas.delete('c');
 });
 
 test('outputs built for a session on B are its temp roots: a GC through A keeps them until it ends', async () => {

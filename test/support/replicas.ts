@@ -35,6 +35,8 @@ export interface ReplicaOptions {
   /** Seconds (--redis-ttl). */
   readonly ttl: number;
   readonly extraArgs?: readonly string[];
+  /** Added to its environment (which otherwise never names a Redis). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Starts `nixyard gateway` and resolves once it listens (its port read from its log). */
@@ -60,6 +62,7 @@ export function startReplica(o: ReplicaOptions): Promise<Replica> {
   ];
   const env = { ...process.env };
   delete env.NIXYARD_REDIS_URL;
+  Object.assign(env, o.env);
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout.on('data', (c: Buffer) => (text += c.toString()));
