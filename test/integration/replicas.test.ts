@@ -285,22 +285,36 @@ derivation {
   replicas.delete('c');
 });
 
-test('outputs built for a session on B are its temp roots: a GC through A keeps them until it ends', async () => {
+test('outputs built for a session on B (its dependencies’ too) are its temp roots: a GC through A keeps them until it ends', async () => {
   const file = join(work, 'kept.nix');
   await writeFile(
     file,
-    `let bb = builtins.path { path = ./bbdir; name = "busybox"; }; in
+    `let bb = builtins.path { path = ./bbdir; name = "busybox"; };
+  salt = "${process.pid}-${Date.now()}";
+  dep = derivation {
+    name = "kept-dep";
+    inherit salt;
+    system = builtins.currentSystem;
+    builder = "\${bb}/bin/busybox";
+    args = [ "sh" "-c" "echo dep > $out" ];
+  };
+in
 derivation {
   name = "kept";
-  salt = "${process.pid}-${Date.now()}";
+  inherit salt;
   system = builtins.currentSystem;
   builder = "\${bb}/bin/busybox";
-  args = [ "sh" "-c" "echo kept > $out" ];
+  # Refers to nothing of dep's: dep's output is kept only as a root of the session.
+  args = [ "sh" "-c" "\${bb}/bin/busybox wc -c < \${dep} > $out" ];
 }
 `,
   );
   const drvPath = (await runOk(['nix-instantiate', file], opts())).trim().split('\n').at(-1)!;
   const out = (await runOk(['nix-store', '-q', '--outputs', drvPath], opts())).trim();
+  const depDrv = (await runOk(['nix-store', '-q', '--references', drvPath], opts()))
+    .split('\n')
+    .find((p) => p.endsWith('-kept-dep.drv'))!;
+  const depOut = (await runOk(['nix-store', '-q', '--outputs', depDrv], opts())).trim();
   await runOk(['nix', 'copy', '--derivation', '--to', 'ssh-ng://b', drvPath], opts());
   const holder = sshWorkerClient(sshConfig, 'b');
   await holder.handshake(34);
@@ -308,11 +322,16 @@ derivation {
   expect(built.error).toBeUndefined();
   expect(await remoteHas(out)).toBe(true);
 
-  expect(await gc('a')).not.toContain(out);
+  const during = await gc('a');
+  expect(during).not.toContain(out);
+  expect(during).not.toContain(depOut);
   expect(await remoteHas(out)).toBe(true);
+  expect(await remoteHas(depOut)).toBe(true);
 
   await holder.close();
-  expect(await gc('a')).toContain(`deleting '${out}'`);
+  const after = await gc('a');
+  expect(after).toContain(`deleting '${out}'`);
+  expect(after).toContain(`deleting '${depOut}'`);
   expect(await remoteHas(out)).toBe(false);
 });
 
