@@ -212,7 +212,7 @@ export class Realisation {
     });
     try {
       const outcome = await handle.outcome;
-      // Until the request ends its outputs are the session's temp roots (Nix's goals add
+      // Its outputs are temp roots of the session, until it ends (Nix's goals add
       // them too): a GC, on any replica, keeps a dependency until its dependents built.
       if (outcome.outputs.size > 0)
         await Promise.resolve(this.options.store.tempRoots.add(requester, outcome.outputs.values())).catch(
