@@ -128,20 +128,33 @@ const NOBODY = 65534;
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function failure(err: BuildError, extra: Partial<BuildOutcome> = {}): BuildOutcome {
+/** An outcome in which no builder ran (or its run counts for nothing): `extra` fills in. */
+export function unbuiltOutcome(
+  status: BuildOutcome['status'],
+  errorMsg: string,
+  extra: Partial<BuildOutcome> = {},
+): BuildOutcome {
   return {
-    status: err.status,
-    errorMsg: err.nixMessage,
+    status,
+    errorMsg,
     builtOutputs: [],
     startTime: 0,
     stopTime: 0,
     timesBuilt: 0,
     isNonDeterministic: false,
-    code: err.code,
-    hashMismatch: err.code === BuildErrorCode.HASH_MISMATCH,
+    code: undefined,
+    hashMismatch: false,
     keptDir: undefined,
     ...extra,
   };
+}
+
+function failure(err: BuildError, extra: Partial<BuildOutcome> = {}): BuildOutcome {
+  return unbuiltOutcome(err.status, err.nixMessage, {
+    code: err.code,
+    hashMismatch: err.code === BuildErrorCode.HASH_MISMATCH,
+    ...extra,
+  });
 }
 
 async function loadDrv(store: LocalStore, drvPath: string): Promise<Derivation> {
@@ -378,18 +391,9 @@ async function alreadyValid(
 ): Promise<BuildOutcome | undefined> {
   const valid = await store.queryValid([...outs.values()]);
   if (![...outs.values()].every((p) => valid.has(p))) return undefined;
-  return {
-    status: BuildStatus.AlreadyValid,
-    errorMsg: '',
+  return unbuiltOutcome(BuildStatus.AlreadyValid, '', {
     builtOutputs: await builtOutputsOf(store, drv, outs),
-    startTime: 0,
-    stopTime: 0,
-    timesBuilt: 0,
-    isNonDeterministic: false,
-    code: undefined,
-    hashMismatch: false,
-    keptDir: undefined,
-  };
+  });
 }
 
 async function builtOutputsOf(

@@ -1,4 +1,9 @@
-export { buildDerivation, defaultSettings, builderFailedMessage } from './build-derivation.js';
+export {
+  buildDerivation,
+  defaultSettings,
+  builderFailedMessage,
+  unbuiltOutcome,
+} from './build-derivation.js';
 export type { BuildDerivationOptions, BuildOutcome, BuildSettings } from './build-derivation.js';
 export { BuildError, BuildErrorCode, isBuildError, stripAnsi } from './errors.js';
 export { BuildStatus, exitCodeOf, isSuccess, statusName } from './result.js';

@@ -17,6 +17,7 @@ import {
   BuildStatus,
   exitCodeOf,
   stripAnsi,
+  unbuiltOutcome,
   type BuildOutcome,
   type BuildSettings,
 } from '../../builder-image/runner/index.js';
@@ -163,18 +164,7 @@ export const buildDrvCommand: Command = {
 };
 
 function storeFailure(drvPath: string, err: StoreError): BuildOutcome {
-  return {
-    status: BuildStatus.MiscFailure,
-    errorMsg: `cannot build '${drvPath}': ${err.message} [${err.code}]`,
-    builtOutputs: [],
-    startTime: 0,
-    stopTime: 0,
-    timesBuilt: 0,
-    isNonDeterministic: false,
-    code: undefined,
-    hashMismatch: false,
-    keptDir: undefined,
-  };
+  return unbuiltOutcome(BuildStatus.MiscFailure, `cannot build '${drvPath}': ${err.message} [${err.code}]`);
 }
 
 function writeResult(fd: number, text: string): Promise<void> {
