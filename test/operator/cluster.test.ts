@@ -16,9 +16,9 @@ import { nixBuildName } from '../../operator/names.js';
 import { OperatorMetrics } from '../../operator/metrics.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import type { PoolConfig } from '../../operator/pools.js';
-import type { NixBuild } from '../../operator/types.js';
 import { startSimCluster, type SimCluster } from '../sim/cluster.js';
 import { clients, waitFor } from '../sim/support.js';
+import { nixBuilds, testDrv, type NixBuilds } from './nixbuilds.js';
 import { ensureTools } from '../sim/tools.js';
 import { CRD_FILE, loadYamlDocs } from './k8s-validate.js';
 import { HASH } from './fixtures.js';
@@ -93,6 +93,7 @@ beforeAll(async () => {
     commands: { nixyard: [process.execPath, builder] },
   });
   c = clients(cluster);
+  ({ create, get, phase } = nixBuilds(c.custom, NS));
   const [crd] = loadYamlDocs(await readFile(CRD_FILE, 'utf8'));
   await c.ext.createCustomResourceDefinition({ body: crd as unknown as k8s.V1CustomResourceDefinition });
   const config = loadOperatorConfig(
@@ -120,47 +121,10 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-const drv = (name: string) =>
-  `/nix/store/${HASH.slice(0, 28)}${name.length.toString().padStart(4, '0')}-${name}.drv`;
-
-async function create(name: string, spec: Partial<NixBuild['spec']> = {}): Promise<string> {
-  const drvPath = drv(name);
-  const body = {
-    apiVersion: 'nixyard.dev/v1alpha1',
-    kind: 'NixBuild',
-    metadata: { name: nixBuildName(drvPath) },
-    spec: { drvPath, system: 'x86_64-linux', ...spec },
-  };
-  await c.custom.createNamespacedCustomObject({
-    group: 'nixyard.dev',
-    version: 'v1alpha1',
-    namespace: NS,
-    plural: 'nixbuilds',
-    body,
-  });
-  return body.metadata.name;
-}
-
-async function get(name: string): Promise<NixBuild> {
-  return (await c.custom.getNamespacedCustomObject({
-    group: 'nixyard.dev',
-    version: 'v1alpha1',
-    namespace: NS,
-    plural: 'nixbuilds',
-    name,
-  })) as NixBuild;
-}
-
-async function phase(name: string, want: string, ms = 15_000): Promise<NixBuild> {
-  return waitFor(
-    `${name} ${want}`,
-    async () => {
-      const nb = await get(name);
-      return nb.status?.phase === want ? nb : undefined;
-    },
-    ms,
-  );
-}
+const drv = testDrv;
+let create: NixBuilds['create'];
+let get: NixBuilds['get'];
+let phase: NixBuilds['phase'];
 
 async function eventsOf(name: string): Promise<string[]> {
   const list = await c.core.listNamespacedEvent({

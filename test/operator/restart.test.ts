@@ -23,14 +23,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadOperatorConfig } from '../../operator/config.js';
 import { OperatorMetrics } from '../../operator/metrics.js';
-import { nixBuildName } from '../../operator/names.js';
 import { startOperator, type RunningOperator } from '../../operator/operator.js';
 import type { PoolConfig } from '../../operator/pools.js';
 import type { NixBuild } from '../../operator/types.js';
 import type { RecordedRequest } from '../sim/apiserver/index.js';
 import { startSimCluster, type SimCluster } from '../sim/cluster.js';
 import { clients, waitFor } from '../sim/support.js';
-import { HASH } from './fixtures.js';
+import { nixBuilds, testDrv, type NixBuilds } from './nixbuilds.js';
 import { CRD_FILE, REPO, loadYamlDocs } from './k8s-validate.js';
 
 const NS = 'builds';
@@ -98,6 +97,7 @@ beforeAll(async () => {
       });
   });
   c = clients(cluster);
+  builds = nixBuilds(c.custom, NS);
   const [crd] = loadYamlDocs(await readFile(CRD_FILE, 'utf8'));
   await c.ext.createCustomResourceDefinition({ body: crd as unknown as k8s.V1CustomResourceDefinition });
 });
@@ -106,47 +106,12 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-const drv = (name: string) =>
-  `/nix/store/${HASH.slice(0, 28)}${name.length.toString().padStart(4, '0')}-${name}.drv`;
-
-async function create(name: string): Promise<string> {
-  const drvPath = drv(name);
-  const body = {
-    apiVersion: 'nixyard.dev/v1alpha1',
-    kind: 'NixBuild',
-    metadata: { name: nixBuildName(drvPath) },
-    spec: { drvPath, system: 'x86_64-linux', requesters: ['session-1'] },
-  };
-  await c.custom.createNamespacedCustomObject({
-    group: 'nixyard.dev',
-    version: 'v1alpha1',
-    namespace: NS,
-    plural: 'nixbuilds',
-    body,
-  });
-  return body.metadata.name;
-}
-
-async function get(name: string): Promise<NixBuild> {
-  return (await c.custom.getNamespacedCustomObject({
-    group: 'nixyard.dev',
-    version: 'v1alpha1',
-    namespace: NS,
-    plural: 'nixbuilds',
-    name,
-  })) as NixBuild;
-}
-
-async function phase(name: string, want: string, ms = 15_000): Promise<NixBuild> {
-  return waitFor(
-    `${name} ${want}`,
-    async () => {
-      const nb = await get(name);
-      return nb.status?.phase === want ? nb : undefined;
-    },
-    ms,
-  );
-}
+const drv = testDrv;
+let builds: NixBuilds;
+/** As a gateway's session would ask for it. */
+const create = (name: string): Promise<string> => builds.create(name, { requesters: ['session-1'] });
+const get = (name: string): Promise<NixBuild> => builds.get(name);
+const phase = (name: string, want: string, ms?: number): Promise<NixBuild> => builds.phase(name, want, ms);
 
 async function startInProcess(identity: string, args: string[] = []): Promise<RunningOperator> {
   const config = loadOperatorConfig(
