@@ -5,7 +5,7 @@
  * twice and never delete another's temp root; with per-process coordination (the
  * control) they do register twice, which shows the test can see it. Real redis-server.
  */
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { describe, expect, jest, test } from '@jest/globals';
 import type { Redis } from 'ioredis';
 import { hashOf } from '../../nix/hash.js';
 import { narOfBytes } from '../../nix/nar/writer.js';
@@ -19,33 +19,16 @@ import { connectRedis } from '../../store/redis.js';
 import { redisCoordination } from '../../store/redis-coordination.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import type { NarClaim } from '../../store/staging.js';
-import { pathOf, startRedis, type RedisServer } from './redis-support.js';
-import { chunked, removeAll, stagingEntries, tempDir } from './support.js';
+import { pathOf, useRedisServer } from './redis-support.js';
+import { chunked, stagingEntries } from './support.js';
 
 jest.setTimeout(30_000);
 
-let server: RedisServer;
-const clients: Redis[] = [];
-const dirs: string[] = [];
+const redisFixture = useRedisServer();
+const client = redisFixture.client;
 let prefixes = 0;
 
-function client(): Redis {
-  const c = connectRedis(server.url);
-  clients.push(c);
-  return c;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server.stop();
-  for (const d of dirs) await removeAll(d);
-});
 
 /** Two "processes" of one kind: the same instance in memory, two clients on one Redis. */
 const kinds: [string, () => [Coordination, Coordination]][] = [
@@ -60,7 +43,8 @@ const kinds: [string, () => [Coordination, Coordination]][] = [
     'redis',
     () => {
       const prefix = `coord${++prefixes}:`;
-      const make = (): Coordination => redisCoordination(client(), { url: server.url, prefix, ttlMs: 1000 });
+      const make = (): Coordination =>
+        redisCoordination(client(), { url: redisFixture.server.url, prefix, ttlMs: 1000 });
       return [make(), make()];
     },
   ],
@@ -148,8 +132,8 @@ describe.each(kinds)('%s coordination', (_kind, make) => {
 test('a Redis session whose process died loses its roots after the TTL; adding to it then fails', async () => {
   const prefix = `dead${++prefixes}:`;
   const dying = client();
-  const a = redisCoordination(dying, { url: server.url, prefix, ttlMs: 400 });
-  const b = redisCoordination(client(), { url: server.url, prefix, ttlMs: 400 });
+  const a = redisCoordination(dying, { url: redisFixture.server.url, prefix, ttlMs: 400 });
+  const b = redisCoordination(client(), { url: redisFixture.server.url, prefix, ttlMs: 400 });
   await a.openSession('s', {});
   await a.tempRoots.add('s', [pathOf(7)]);
   await sleep(600); // heartbeats keep it past its TTL while its process lives
@@ -164,8 +148,8 @@ test('a Redis session whose process died loses its roots after the TTL; adding t
 
 test('waiting for a Redis path lock is announced, and stops when its signal aborts (a cancelled build)', async () => {
   const prefix = `abort${++prefixes}:`;
-  const a = redisCoordination(client(), { url: server.url, prefix });
-  const b = redisCoordination(client(), { url: server.url, prefix });
+  const a = redisCoordination(client(), { url: redisFixture.server.url, prefix });
+  const b = redisCoordination(client(), { url: redisFixture.server.url, prefix });
   let release!: () => void;
   const held = a.locks.with('/nix/store/out', () => new Promise<void>((r) => (release = r)));
   await sleep(50);
@@ -187,14 +171,17 @@ test('waiting for a Redis path lock is announced, and stops when its signal abor
 
 test('a Redis outage fails lock takers and session registration with ERR_STORE_REDIS_UNAVAILABLE', async () => {
   const down = connectRedis('redis://127.0.0.1:1', { connectTimeoutMs: 300 });
-  clients.push(down);
-  const c = redisCoordination(down, { url: 'redis://127.0.0.1:1' });
-  const started = Date.now();
-  const lockErr = await c.locks.with('/nix/store/x', () => Promise.resolve()).catch((e: unknown) => e);
-  expect(isStoreError(lockErr, StoreErrorCode.REDIS_UNAVAILABLE)).toBe(true);
-  const sessionErr = await c.openSession('s').catch((e: unknown) => e);
-  expect(isStoreError(sessionErr, StoreErrorCode.REDIS_UNAVAILABLE)).toBe(true);
-  expect(Date.now() - started).toBeLessThan(10_000);
+  try {
+    const c = redisCoordination(down, { url: 'redis://127.0.0.1:1' });
+    const started = Date.now();
+    const lockErr = await c.locks.with('/nix/store/x', () => Promise.resolve()).catch((e: unknown) => e);
+    expect(isStoreError(lockErr, StoreErrorCode.REDIS_UNAVAILABLE)).toBe(true);
+    const sessionErr = await c.openSession('s').catch((e: unknown) => e);
+    expect(isStoreError(sessionErr, StoreErrorCode.REDIS_UNAVAILABLE)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  } finally {
+    down.disconnect();
+  }
 });
 
 // ---- two stores on one data directory ----
@@ -235,8 +222,7 @@ interface Replicas {
 
 /** Two stores on one data dir and one Redis index; `shared`: Redis coordination, else per-process. */
 async function replicas(shared: boolean, ttlMs = 30000): Promise<Replicas> {
-  const dataDir = await tempDir('nixyard-coord-');
-  dirs.push(dataDir);
+  const dataDir = await redisFixture.dataDir();
   const prefix = `rep${++prefixes}:`;
   const open = async (clock: number): Promise<LocalStore> => {
     const c = client();
@@ -247,7 +233,9 @@ async function replicas(shared: boolean, ttlMs = 30000): Promise<Replicas> {
       reindex: false,
       cleanStaging: false,
       now: () => clock,
-      coordination: shared ? redisCoordination(c, { url: server.url, prefix, ttlMs }) : memoryCoordination(),
+      coordination: shared
+        ? redisCoordination(c, { url: redisFixture.server.url, prefix, ttlMs })
+        : memoryCoordination(),
     });
   };
   return { a: await open(1000), b: await open(2000) };
@@ -334,6 +322,6 @@ async function replicaOn(of: LocalStore, redis: Redis, ttlMs: number): Promise<L
     index: new RedisPathIndex(redis, { prefix }),
     reindex: false,
     cleanStaging: false,
-    coordination: redisCoordination(redis, { url: server.url, prefix, ttlMs }),
+    coordination: redisCoordination(redis, { url: redisFixture.server.url, prefix, ttlMs }),
   });
 }

@@ -3,45 +3,20 @@
  * Redis lost everything, batched queries' round trips, key prefixes, and outages.
  * Against a real `redis-server` on loopback.
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Redis } from 'ioredis';
+import { expect, test } from '@jest/globals';
 import { Readable } from 'node:stream';
 import { hashOf } from '../../nix/hash.js';
 import { narOfBytes } from '../../nix/nar/writer.js';
 import { isStoreError, StoreErrorCode } from '../../store/errors.js';
 import { LocalStore } from '../../store/local-store.js';
-import { connectRedis } from '../../store/redis.js';
 import { RecordPathIndex } from '../../store/record-index.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import { runCli } from '../support/run-cli.js';
-import { infoOf, pathOf, startRedis, type RedisServer } from './redis-support.js';
-import { removeAll, tempDir } from './support.js';
+import { infoOf, pathOf, startRedis, useRedisServer } from './redis-support.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-const dirs: string[] = [];
-
-function client(): Redis {
-  const c = connectRedis(server.url);
-  clients.push(c);
-  return c;
-}
-
-async function dataDir(): Promise<string> {
-  const d = await tempDir('nixyard-redis-');
-  dirs.push(d);
-  return d;
-}
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server.stop();
-  for (const d of dirs) await removeAll(d);
-});
+const redis = useRedisServer();
+const client = redis.client;
+const dataDir = redis.dataDir;
 
 async function importPath(store: LocalStore, path: string, references: string[] = []): Promise<void> {
   const nar = narOfBytes(Buffer.from(`${path} uses ${references.join(' ')}`));
@@ -106,14 +81,14 @@ test('after FLUSHALL, `nixyard store reindex --redis-url` restores the same answ
   expect(await store.queryAll()).toEqual([]);
   expect(await index.isPopulated()).toBe(false);
 
-  const run = await runCli(['store', 'reindex', '--data-dir', dir, '--redis-url', server.url]);
+  const run = await runCli(['store', 'reindex', '--data-dir', dir, '--redis-url', redis.server.url]);
   expect(run.stderr.toString()).toBe('');
   expect(run.stdout.toString()).toBe('indexed 20 paths, dropped 0 stale entries\n');
   expect(run.code).toBe(0);
   expect(await answers(store, [...paths, pathOf(999)])).toEqual(before);
   expect(await index.isPopulated()).toBe(true);
 
-  const verify = await runCli(['store', 'verify', '--data-dir', dir, '--redis-url', server.url]);
+  const verify = await runCli(['store', 'verify', '--data-dir', dir, '--redis-url', redis.server.url]);
   expect(verify.stdout.toString()).toBe('checked 20 paths: 0 problem(s)\n');
 });
 

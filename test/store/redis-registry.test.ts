@@ -2,33 +2,16 @@
  * Locks, sessions and temp roots shared through Redis, between clients that stand for
  * different processes (gateway replicas, build pods). Against a real `redis-server`.
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Redis } from 'ioredis';
+import { expect, test } from '@jest/globals';
 import { isStoreError, StoreErrorCode } from '../../store/errors.js';
-import { connectRedis } from '../../store/redis.js';
 import { RedisLock, RedisTempRoots, type TempRootRegistry } from '../../store/redis-registry.js';
 import { TempRoots } from '../../store/temp-roots.js';
-import { pathOf, startRedis, type RedisServer } from './redis-support.js';
+import { pathOf, useRedisServer } from './redis-support.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-
-function client(): Redis {
-  const c = connectRedis(server.url);
-  clients.push(c);
-  return c;
-}
+const redis = useRedisServer();
+const client = redis.client;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  server = await startRedis();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server.stop();
-});
 
 test('a lock is exclusive across clients until released', async () => {
   const one = new RedisLock(client());
