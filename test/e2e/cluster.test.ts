@@ -314,6 +314,42 @@ describe('sessions', () => {
   });
 });
 
+describe('two gateway replicas', () => {
+  test('one derivation asked of both: one NixBuild wanted by a session of each, one Job, both get result and log', async () => {
+    const second = await sim.addGateway();
+    const file = await writeDrvFile(
+      'two-replicas',
+      'echo token $RANDOM$RANDOM; for i in 1 2 3 4 5 6; do echo tick $i; $B sleep 0.25; done; echo ok > $out',
+    );
+    const drv = await instantiate(file);
+    const viaFirst = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
+    await until('the NixBuild to run', async () =>
+      (await nixBuild(drv))?.status?.phase === 'Building' ? true : undefined,
+    );
+    const viaSecond = nixBuild2(second.env, second.storeUrl, ['-f', file, '-L']);
+    const both = await until('a requester from each replica', async () => {
+      const nb = await nixBuild(drv);
+      return (nb?.spec.requesters?.length ?? 0) === 2 ? nb : undefined;
+    });
+    expect(both.status?.phase).toBe('Building');
+    const [a, b] = await Promise.all([viaFirst, viaSecond]);
+    expect([a.exit, b.exit]).toEqual([0, 0]);
+    const token = (o: string) => /two-replicas> token (\d+)/.exec(o)?.[1];
+    expect(token(a.output)).toBeDefined();
+    expect(token(b.output)).toBe(token(a.output));
+    expect(b.output).toContain('two-replicas> tick 6');
+    const jobs = await batch.listNamespacedJob({
+      namespace: sim.namespace,
+      labelSelector: `nixyard.dev/nixbuild=${nixBuildName(drv)}`,
+    });
+    expect(jobs.items).toHaveLength(1);
+    // Both replicas see the output valid: one index, one volume.
+    const out = (await nixBuild(drv))!.status!.outputs![0]!.path;
+    expect(await sim.store.isValid(out)).toBe(true);
+    expect(await second.store.isValid(out)).toBe(true);
+  });
+});
+
 describe('a gateway that died', () => {
   /** A NixBuild as a gateway creates it, wanted by `requesters`, for a long build. */
   const leftBehind = async (name: string, requesters: string[]) => {

@@ -81,6 +81,19 @@ export interface NixyardSim {
   /** ssh-ng://gateway, with `env.NIX_SSHOPTS` pointing at the harness's ssh_config. */
   readonly storeUrl: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Starts another gateway replica on the same store volume and Redis (closed with the sim). */
+  addGateway(): Promise<ClusterGateway>;
+  close(): Promise<void>;
+}
+
+/** One cluster-mode gateway replica of the sim. */
+export interface ClusterGateway {
+  readonly gateway: GatewayHarness;
+  readonly store: LocalStore;
+  readonly builds: BuildService;
+  readonly index: RedisPathIndex;
+  readonly storeUrl: string;
+  readonly env: NodeJS.ProcessEnv;
   close(): Promise<void>;
 }
 
@@ -147,35 +160,65 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
     log: log.child({ component: 'operator' }),
   });
 
-  const index = await RedisPathIndex.connect(redis.url);
-  let store: LocalStore | undefined;
-  let builds: BuildService | undefined;
-  const gateway = await startGatewayHarness(
-    (config, metrics) => {
-      if (!store) throw new Error('store not opened');
-      builds = kubernetesBuilds(
-        store,
-        { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
-        {
-          kubeConfig,
-          namespace,
-          log: log.child({ component: 'kubernetes-scheduler' }),
-          abandonedCheckMs: ABANDONED_CHECK_MS,
-        },
-      );
-      return storeHandlers(store, config, metrics, builds);
-    },
-    ['--kubernetes', '--namespace', namespace, '--redis-url', redis.url],
-    async () => {
-      // As `nixyard gateway` opens it: rebuild the index only if Redis lost it; locks,
-      // sessions and temp roots in Redis too.
-      const coordination = redisCoordination(index.client, { url: redis.url, prefix: index.prefix });
-      store = await LocalStore.open({ dataDir, index, coordination, reindex: !(await index.isPopulated()) });
-    },
-  );
-  if (!store || !builds) throw new Error('gateway not started');
-  const openedStore = store;
-  const openedBuilds = builds;
+  /** A cluster-mode gateway replica: its own store instance and Redis connection, one data dir. */
+  const startReplica = async (): Promise<ClusterGateway> => {
+    const replicaIndex = await RedisPathIndex.connect(redis.url);
+    let replicaStore: LocalStore | undefined;
+    let replicaBuilds: BuildService | undefined;
+    const harness = await startGatewayHarness(
+      (config, metrics) => {
+        if (!replicaStore) throw new Error('store not opened');
+        replicaBuilds = kubernetesBuilds(
+          replicaStore,
+          { timeout: config.buildTimeout, maxSilentTime: config.maxSilentTime },
+          {
+            kubeConfig,
+            namespace,
+            log: log.child({ component: 'kubernetes-scheduler' }),
+            abandonedCheckMs: ABANDONED_CHECK_MS,
+          },
+        );
+        return storeHandlers(replicaStore, config, metrics, replicaBuilds);
+      },
+      ['--kubernetes', '--namespace', namespace, '--redis-url', redis.url],
+      async () => {
+        // As `nixyard gateway` opens it: rebuild the index only if Redis lost it; locks,
+        // sessions and temp roots in Redis too.
+        const coordination = redisCoordination(replicaIndex.client, {
+          url: redis.url,
+          prefix: replicaIndex.prefix,
+        });
+        replicaStore = await LocalStore.open({
+          dataDir,
+          index: replicaIndex,
+          coordination,
+          cleanStaging: false,
+          reindex: !(await replicaIndex.isPopulated()),
+        });
+      },
+    );
+    if (!replicaStore || !replicaBuilds) throw new Error('gateway not started');
+    const opened = { store: replicaStore, builds: replicaBuilds };
+    return {
+      gateway: harness,
+      store: opened.store,
+      builds: opened.builds,
+      index: replicaIndex,
+      storeUrl: harness.storeUrl,
+      env: harness.env,
+      async close() {
+        await opened.builds.close();
+        await harness.stop();
+        await replicaIndex.close();
+      },
+    };
+  };
+  const first = await startReplica();
+  const more: ClusterGateway[] = [];
+  const gateway = first.gateway;
+  const index = first.index;
+  const openedStore = first.store;
+  const openedBuilds = first.builds;
   return {
     cluster,
     operator,
@@ -189,12 +232,16 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
     kubeconfigPath: cluster.kubeconfigPath,
     storeUrl: gateway.storeUrl,
     env: gateway.env,
+    async addGateway() {
+      const replica = await startReplica();
+      more.push(replica);
+      return replica;
+    },
     async close() {
-      await openedBuilds.close();
-      await gateway.stop();
+      for (const r of more) await r.close();
+      await first.close();
       await operator.close();
       await cluster.close();
-      await index.close();
       await redis.stop();
       await rm(volumes, { recursive: true, force: true });
     },
