@@ -19,7 +19,8 @@ import { connectRedis } from '../../store/redis.js';
 import { redisCoordination } from '../../store/redis-coordination.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import type { NarClaim } from '../../store/staging.js';
-import { pathOf, useRedisServer } from './redis-support.js';
+import { useRedisServer } from './redis-fixture.js';
+import { pathOf } from './redis-support.js';
 import { chunked, stagingEntries } from './support.js';
 
 jest.setTimeout(30_000);

@@ -12,7 +12,8 @@ import { LocalStore } from '../../store/local-store.js';
 import { RecordPathIndex } from '../../store/record-index.js';
 import { RedisPathIndex } from '../../store/redis-index.js';
 import { runCli } from '../support/run-cli.js';
-import { infoOf, pathOf, startRedis, useRedisServer } from './redis-support.js';
+import { useRedisServer } from './redis-fixture.js';
+import { infoOf, pathOf, startRedis } from './redis-support.js';
 
 const redis = useRedisServer();
 const client = redis.client;

@@ -6,7 +6,8 @@ import { expect, test } from '@jest/globals';
 import { isStoreError, StoreErrorCode } from '../../store/errors.js';
 import { RedisLock, RedisTempRoots, type TempRootRegistry } from '../../store/redis-registry.js';
 import { TempRoots } from '../../store/temp-roots.js';
-import { pathOf, useRedisServer } from './redis-support.js';
+import { useRedisServer } from './redis-fixture.js';
+import { pathOf } from './redis-support.js';
 
 const redis = useRedisServer();
 const client = redis.client;
