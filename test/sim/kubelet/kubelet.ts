@@ -960,13 +960,12 @@ export class Kubelets implements LogSource {
       return true;
     };
     let i = opts.tailLines !== undefined ? Math.max(0, log.lines.length - opts.tailLines) : 0;
+    // One listener for the whole follow (one per line would pile up on the signal).
+    const aborted = new Promise((r) => signal.addEventListener('abort', r, { once: true }));
     for (;;) {
       for (; i < log.lines.length; i++) if (!emit(log.lines[i]!)) return void out.end();
       if (!opts.follow || log.done || signal.aborted) break;
-      await Promise.race([
-        log.next(),
-        new Promise((r) => signal.addEventListener('abort', r, { once: true })),
-      ]);
+      await Promise.race([log.next(), aborted]);
     }
     out.end();
   }
