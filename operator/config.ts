@@ -68,6 +68,12 @@ const SETTINGS = {
     help: 'Redis URL given to build pods (redis://host:6379/0)',
     default: '',
   },
+  redisTtl: {
+    flag: 'redis-ttl',
+    env: 'NIXYARD_REDIS_TTL',
+    help: "seconds a killed build pod's output locks outlive it in Redis (build-drv's default: 30)",
+    default: '',
+  },
   redisSecret: {
     flag: 'redis-secret',
     env: 'NIXYARD_REDIS_SECRET',
@@ -223,6 +229,9 @@ export function loadOperatorConfig(
       storeClaim: get(SETTINGS.storeClaim),
       storeMountPath: get(SETTINGS.storeMountPath),
       redis,
+      ...(get(SETTINGS.redisTtl)
+        ? { redisTtlSeconds: int('redis-ttl', get(SETTINGS.redisTtl), 1, 86_400) }
+        : {}),
     },
     metrics: listen('metrics-listen', get(SETTINGS.metricsListen)),
     maxAttempts: int('max-attempts', get(SETTINGS.maxAttempts), 1, 99),

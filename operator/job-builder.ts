@@ -44,6 +44,8 @@ export interface JobSettings {
   readonly storeClaim: string;
   readonly storeMountPath: string;
   readonly redis: RedisSettings;
+  /** NIXYARD_REDIS_TTL of build pods: how long a killed pod's output locks outlive it. */
+  readonly redisTtlSeconds?: number;
 }
 
 export interface AttemptSettings {
@@ -92,14 +94,16 @@ export function buildResources(
   return { requests: str(requests), limits: str(limits) };
 }
 
-function redisEnv(redis: RedisSettings): V1EnvVar[] {
+function redisEnv(redis: RedisSettings, ttlSeconds: number | undefined): V1EnvVar[] {
   if (redis === undefined) return [];
-  if ('url' in redis) return [{ name: 'NIXYARD_REDIS_URL', value: redis.url }];
+  const ttl = ttlSeconds === undefined ? [] : [{ name: 'NIXYARD_REDIS_TTL', value: String(ttlSeconds) }];
+  if ('url' in redis) return [{ name: 'NIXYARD_REDIS_URL', value: redis.url }, ...ttl];
   return [
     {
       name: 'NIXYARD_REDIS_URL',
       valueFrom: { secretKeyRef: { name: redis.secretName, key: redis.secretKey } },
     },
+    ...ttl,
   ];
 }
 
@@ -170,7 +174,7 @@ export function desiredJob(
     env: [
       { name: 'NIXYARD_DATA_DIR', value: settings.storeMountPath },
       // A check registers in its scratch store only, never in the shared index.
-      ...(spec.check ? [] : redisEnv(settings.redis)),
+      ...(spec.check ? [] : redisEnv(settings.redis, settings.redisTtlSeconds)),
       { name: 'TMPDIR', value: '/tmp' },
     ],
     resources,

@@ -119,9 +119,6 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
   const baseEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/',
-    // As the image could set it: the output locks of a killed build pod (OOM) free after
-    // 5 s instead of 30, so its retry need not wait long for them.
-    NIXYARD_REDIS_TTL: '5',
   };
   const cluster = await startSimCluster({
     namespaces: [namespace],
@@ -151,6 +148,9 @@ export async function startNixyardSim(options: NixyardSimOptions = {}): Promise<
       '--leader-election=false',
       '--relist-interval=30',
       `--redis-url=${redis.url}`,
+      // The output locks of a killed build pod (OOM) free after 5 s instead of 30, so
+      // its retry need not wait long for them.
+      '--redis-ttl=5',
     ],
     { POD_NAME: 'nixyard-operator-0' },
   );

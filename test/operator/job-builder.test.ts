@@ -7,6 +7,7 @@ import {
   ttlPatch,
   type JobSettings,
 } from '../../operator/job-builder.js';
+import { loadOperatorConfig } from '../../operator/config.js';
 import type { PoolConfig } from '../../operator/pools.js';
 import { builtinErrors, schemaErrors, unknownFields } from './k8s-validate.js';
 import { DRV, HASH, jobSettings, nixBuild, pools } from './fixtures.js';
@@ -211,6 +212,21 @@ describe('desiredJob: (NixBuild, pool) → Job', () => {
       valueFrom: { secretKeyRef: { name: 's', key: 'k' } },
     });
     expect(env({ ...jobSettings, redis: undefined }).map((e) => e.name)).not.toContain('NIXYARD_REDIS_URL');
+    // The lease of a pod's output locks: build-drv's default unless the operator sets it.
+    expect(env(jobSettings).map((e) => e.name)).not.toContain('NIXYARD_REDIS_TTL');
+    expect(env({ ...jobSettings, redisTtlSeconds: 5 })).toContainEqual({
+      name: 'NIXYARD_REDIS_TTL',
+      value: '5',
+    });
+    expect(env({ ...jobSettings, redis: undefined, redisTtlSeconds: 5 }).map((e) => e.name)).not.toContain(
+      'NIXYARD_REDIS_TTL',
+    );
+    expect(
+      loadOperatorConfig(['--image=i', '--redis-url=redis://r:6379', '--redis-ttl=7'], {}).job,
+    ).toMatchObject({
+      redisTtlSeconds: 7,
+    });
+    expect(() => loadOperatorConfig(['--image=i', '--redis-ttl=0'], {})).toThrow(/redis-ttl/);
   });
 
   test('the pool must serve the system (choosePool comes first)', () => {
