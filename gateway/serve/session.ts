@@ -42,6 +42,7 @@ import { requirePermission, SERVE_COMMAND_PERMISSION } from '../permissions.js';
 import type { ClientIdentity } from '../ssh-server.js';
 import type { BuildService } from '../builds/service.js';
 import type { Realisation, RealiseEvents } from '../builds/realise.js';
+import { realisationsOfBasic, rootBasicDerivation, rootBuildTargets } from '../builds/request-roots.js';
 import type { BuildOutcome } from '../builds/types.js';
 import { parseDerivedPath } from '../derived-path.js';
 
@@ -174,15 +175,9 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
       );
     }
     const builds = deps.builds;
+    await rootBasicDerivation(store, deps.sessionId, drv);
     const outcome = await withRealisation(builds, (r) => builds.buildBasic(drvPath, drv, r));
-    const builtOutputs = new Map<string, string>();
-    if (succeeded(outcome)) {
-      for (const [name, path] of outcome.outputs) {
-        const id = outcome.drvOutputIds?.get(name) ?? name;
-        const outPath = path.slice(store.storeDir.length + 1);
-        builtOutputs.set(id, JSON.stringify({ dependentRealisations: {}, id, outPath, signatures: [] }));
-      }
-    }
+    const builtOutputs = succeeded(outcome) ? realisationsOfBasic(store, outcome) : new Map<string, string>();
     return {
       status: outcome.status,
       errorMsg: withoutLogTail(outcome.errorMsg),
@@ -209,6 +204,7 @@ export async function runServeSession(channel: ServerChannel, deps: ServeSession
     const drvs = [...new Set(targets.flatMap((t) => (t.kind === 'built' ? [t.drvPath] : [])))];
     if (drvs.length === 0) return { status: 0, errorMsg: '' };
     if (!deps.builds) return { status: 1, errorMsg: NixMessages.buildsNotYet(drvs[0] ?? '') };
+    await rootBuildTargets(store, deps.sessionId, drvs, opaque);
     const outcomes = await withRealisation(deps.builds, (r) => Promise.all(drvs.map((d) => r.derivation(d))));
     const failed = outcomes.flatMap((o, i) => (succeeded(o) ? [] : [{ o, drv: drvs[i]! }]));
     const first = failed[0];

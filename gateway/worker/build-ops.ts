@@ -16,7 +16,8 @@ import type { LocalStore } from '../../store/local-store.js';
 import { parseDerivedPath } from '../derived-path.js';
 import { GatewayError, GatewayErrorCode } from '../errors.js';
 import { NixMessages } from '../nix-messages.js';
-import { knownOutputPaths, type RealiseEvents, type Realisation } from '../builds/realise.js';
+import type { RealiseEvents, Realisation } from '../builds/realise.js';
+import { realisationsOfBasic, rootBasicDerivation, rootBuildTargets } from '../builds/request-roots.js';
 import type { BuildOutcome } from '../builds/types.js';
 import { readStoreDerivation, realiseWithoutBuilding } from './derivations.js';
 import type { ClientLog } from './client-log.js';
@@ -183,8 +184,9 @@ export async function buildPathsWithResults(
   return withRealisation(env, buildMode, async (r) => {
     const parsed = paths.map(parseDerivedPath);
     const targets = parsed.flatMap((t) => (t.kind === 'built' ? [t.drvPath] : []));
-    await rootTargets(
-      env,
+    await rootBuildTargets(
+      env.store,
+      env.sessionId,
       targets,
       parsed.flatMap((t) => (t.kind === 'opaque' ? [t.path] : [])),
     );
@@ -224,40 +226,10 @@ export async function buildDerivation(
       { drvPath },
     );
   }
-  await env.store.tempRoots.add(env.sessionId, [
-    ...drv.inputSrcs,
-    ...drv.outputs.flatMap((o) => (o.path === '' ? [] : [o.path])),
-  ]);
+  await rootBasicDerivation(env.store, env.sessionId, drv);
   const outcome = await withRealisation(env, buildMode, (r) => env.builds!.buildBasic(drvPath, drv, r));
   return toWireResult(
     outcome,
-    succeeded(outcome) ? await builtOutputsOfBasic(env.store, outcome) : new Map<string, string>(),
+    succeeded(outcome) ? realisationsOfBasic(env.store, outcome) : new Map<string, string>(),
   );
-}
-
-/** Makes the requested .drvs, their known output paths and `opaque` temp roots of the session. */
-async function rootTargets(
-  env: OpEnv,
-  drvPaths: readonly string[],
-  opaque: readonly string[],
-): Promise<void> {
-  const roots = [...drvPaths, ...opaque];
-  const validDrvs = await env.store.queryValid(drvPaths);
-  for (const drvPath of validDrvs) {
-    // A .drv that does not parse is the realisation's to report.
-    const drv = await readStoreDerivation(env.store, drvPath).catch(() => undefined);
-    if (drv) roots.push(...knownOutputPaths(drv).values());
-  }
-  await env.store.tempRoots.add(env.sessionId, roots);
-}
-
-/** A BasicDerivation has no .drv here to hash: its ids come from the builder. */
-function builtOutputsOfBasic(store: LocalStore, outcome: BuildOutcome): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const [name, path] of outcome.outputs) {
-    const id = outcome.drvOutputIds?.get(name) ?? name;
-    const outPath = path.slice(store.storeDir.length + 1);
-    out.set(id, JSON.stringify({ dependentRealisations: {}, id, outPath, signatures: [] }));
-  }
-  return Promise.resolve(out);
 }
