@@ -201,6 +201,9 @@ describe('charts/nixyard with the real helm', () => {
         valueFrom: { secretKeyRef: { name: 'rs', key: 'url' } },
       });
       expect(args(secret)).toContain('--redis-secret=rs:url');
+      // The build pods' lock lease: build-drv's default unless set.
+      expect(args(inCluster).some((a) => a.startsWith('--redis-ttl'))).toBe(false);
+      expect(args(render(helm, ['--set', 'operator.buildLockTtlSeconds=10']))).toContain('--redis-ttl=10');
     }
   });
 
@@ -240,6 +243,7 @@ describe('charts/nixyard with the real helm', () => {
     ['a pool without a name', ['--set', 'pools[0].name=']],
     ['a memory that is not a quantity', ['--set', 'pools[0].maxMemory=lots']],
     ['no pools', ['--set', 'pools=null']],
+    ['a build lock TTL of 0', ['--set', 'operator.buildLockTtlSeconds=0']],
   ])('values.schema.json refuses %s', (_, args) => {
     for (const helm of all) {
       // Helm 3 and 4 word schema errors differently: only the exit status is compared.
