@@ -372,9 +372,11 @@ describe('a gateway that died', () => {
         spec: { drvPath: drv, system: 'x86_64-linux', requesters, keepRunning: false },
       },
     });
-    await until('the build to run', async () =>
-      (await nixBuild(drv))?.status?.phase === 'Building' ? true : undefined,
-    );
+    // The abandoned one may be cancelled before its pod runs (the check every 500 ms).
+    await until('the build to run', async () => {
+      const phase = (await nixBuild(drv))?.status?.phase;
+      return phase === 'Building' || phase === 'Cancelled' ? true : undefined;
+    });
     return drv;
   };
   const podsOf = async (drv: string) =>
@@ -401,7 +403,10 @@ describe('a gateway that died', () => {
         async () => ((await podsOf(abandoned)).length === 0 ? true : undefined),
         20_000,
       );
-      // Several rounds later the live session's build still runs, still wanted.
+      // Several rounds later the live session's build runs, still wanted.
+      await until('the wanted build to run', async () =>
+        (await nixBuild(wanted))?.status?.phase === 'Building' ? true : undefined,
+      );
       await new Promise((r) => setTimeout(r, 4 * ABANDONED_CHECK_MS));
       const kept = await nixBuild(wanted);
       expect(kept?.status?.phase).toBe('Building');
