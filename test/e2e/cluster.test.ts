@@ -319,7 +319,8 @@ describe('two gateway replicas', () => {
     const second = await sim.addGateway();
     const file = await writeDrvFile(
       'two-replicas',
-      'echo token $RANDOM$RANDOM; for i in 1 2 3 4 5 6; do echo tick $i; $B sleep 0.25; done; echo ok > $out',
+      // Long enough for the second client to join under load (about 4 s).
+      'echo token $RANDOM$RANDOM; for i in $($B seq 1 16); do echo tick $i; $B sleep 0.25; done; echo ok > $out',
     );
     const drv = await instantiate(file);
     const viaFirst = nixBuild2(sim.env, sim.storeUrl, ['-f', file, '-L']);
@@ -337,7 +338,7 @@ describe('two gateway replicas', () => {
     const token = (o: string) => /two-replicas> token (\d+)/.exec(o)?.[1];
     expect(token(a.output)).toBeDefined();
     expect(token(b.output)).toBe(token(a.output));
-    expect(b.output).toContain('two-replicas> tick 6');
+    expect(b.output).toContain('two-replicas> tick 16');
     const jobs = await batch.listNamespacedJob({
       namespace: sim.namespace,
       labelSelector: `nixyard.dev/nixbuild=${nixBuildName(drv)}`,
