@@ -11,4 +11,7 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 60000,
+  // On 2 cores jest runs every file in its main process (in band): one handle a test leaves
+  // open (a socket, a timer) would keep it from exiting, and CI would wait for nothing.
+  forceExit: true,
 };

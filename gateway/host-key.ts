@@ -15,7 +15,7 @@ export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
   let generated = false;
   let privateKey = await readIfExists(file);
   if (privateKey === undefined) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'nixyard gateway host key' });
+    const pair = newKeyPair();
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     // Replicas sharing the volume may start together: the key appears whole (written
     // aside, then hard-linked, which fails if it exists) and the first one wins.
@@ -32,8 +32,8 @@ export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
     if (generated) await writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
     privateKey = await readFile(file);
   }
-  const parsed = ssh2.utils.parseKey(privateKey);
-  if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) {
+  const parsed = parsePrivateKey(privateKey);
+  if (!parsed) {
     throw new GatewayError(
       GatewayErrorCode.HOST_KEY_INVALID,
       `host key ${file} is not an unencrypted private key`,
@@ -44,6 +44,30 @@ export async function loadOrCreateHostKey(file: string): Promise<HostKey> {
   }
   const blob = parsed.getPublicSSH();
   return { privateKey, publicKey: `${parsed.type} ${blob.toString('base64')}`, generated };
+}
+
+type PrivateKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error | unknown[]>;
+
+function parsePrivateKey(key: Buffer): PrivateKey | undefined {
+  const parsed = ssh2.utils.parseKey(key);
+  return parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey() ? undefined : parsed;
+}
+
+/**
+ * A new ed25519 pair that ssh2 can read back: about 1 in 300 of the keys ssh2 generates
+ * its own parser calls "Malformed OpenSSH private key" (measured: 11 of 3,000), and such a
+ * key would stop the gateway at its first start.
+ */
+function newKeyPair(): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'nixyard gateway host key' });
+    if (parsePrivateKey(Buffer.from(pair.private))) return pair;
+  }
+  throw new GatewayError(
+    GatewayErrorCode.HOST_KEY_INVALID,
+    'cannot generate a host key that ssh2 can read',
+    {},
+  );
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
