@@ -9,18 +9,17 @@
  * hashes (`LocalDerivationGoal::registerOutputs` under bmCheck), and so do we.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { parseDerivation, printDerivation } from '../../nix/derivation/aterm.js';
+import { printDerivation } from '../../nix/derivation/aterm.js';
 import type { Derivation } from '../../nix/derivation/types.js';
 import { BuildStatus } from '../../nix/protocol/worker.js';
-import { parseStorePath } from '../../nix/store-path.js';
 import { removeTree } from '../../store/fs-util.js';
 import { StoreLayout } from '../../store/layout.js';
 import { LocalStore } from '../../store/local-store.js';
 import { magenta } from '../nix-messages.js';
-import { readStoreDerivation } from '../worker/derivations.js';
+import { readDerivationOf, readStoreDerivation } from '../worker/derivations.js';
 import { knownOutputPaths } from './realise.js';
 import type { BuildOutcome } from './types.js';
 
@@ -59,11 +58,7 @@ export async function prepareCheck(
   drvPath: string,
   derivationFile: string | undefined,
 ): Promise<CheckSandbox> {
-  const name = parseStorePath(drvPath, store.storeDir).name.replace(/\.drv$/, '');
-  const drv =
-    derivationFile === undefined
-      ? await readStoreDerivation(store, drvPath)
-      : parseDerivation(await readFile(derivationFile), { name, storeDir: store.storeDir });
+  const drv = await readDerivationOf(store, drvPath, derivationFile);
   const basic = await asBasic(store, drv);
   const dir = await store.layout.newStagingDir();
   const dataDir = join(dir, 'data');

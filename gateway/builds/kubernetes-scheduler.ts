@@ -23,18 +23,15 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { checkBuildName, nixBuildName } from '../../k8s/names.js';
-import { parseDerivation } from '../../nix/derivation/aterm.js';
 import { drvOutputIds } from '../../nix/derivation/hash-modulo.js';
 import type { Derivation } from '../../nix/derivation/types.js';
 import { BuildStatus } from '../../nix/protocol/worker.js';
-import { parseStorePath } from '../../nix/store-path.js';
 import type { LocalStore } from '../../store/local-store.js';
-import { readStoreDerivation } from '../worker/derivations.js';
+import { readDerivationOf, readStoreDerivation } from '../worker/derivations.js';
 import { BuildOutput, NoticeDetector } from './build-output.js';
 import { DerivationFiles, type DerivationFile } from './derivation-files.js';
 import { prepareCheck, type CheckSandbox } from './check-build.js';
@@ -161,17 +158,6 @@ export function statusOfReason(reason: string | undefined): BuildStatusCode {
 interface DrvFacts {
   readonly system: string;
   readonly features: string[];
-}
-
-/** The derivation: from the store, or from the file it was sent whole in. */
-async function readDerivation(
-  store: LocalStore,
-  drvPath: string,
-  file?: DerivationFile,
-): Promise<Derivation> {
-  if (!file) return readStoreDerivation(store, drvPath);
-  const name = parseStorePath(drvPath, store.storeDir).name.replace(/\.drv$/, '');
-  return parseDerivation(await readFile(file.path), { name, storeDir: store.storeDir });
 }
 
 function drvFacts(drv: Derivation): DrvFacts {
@@ -602,7 +588,7 @@ export class KubernetesScheduler implements Scheduler {
 
   private async createOrJoin(entry: Entry): Promise<void> {
     const { store } = this.options;
-    const facts = drvFacts(await readDerivation(store, entry.drvPath, entry.derivationFile));
+    const facts = drvFacts(await readDerivationOf(store, entry.drvPath, entry.derivationFile?.path));
     const relativeToVolume = (p: string) => relative(store.layout.dataDir, p);
     if (entry.check && !entry.sandbox && !entry.done)
       entry.sandbox = await prepareCheck(store, entry.drvPath, entry.derivationFile?.path);
@@ -704,7 +690,7 @@ export class KubernetesScheduler implements Scheduler {
     if (!entry.derivationFile) return {};
     const { store } = this.options;
     try {
-      const drv = await readDerivation(store, entry.drvPath, entry.derivationFile);
+      const drv = await readDerivationOf(store, entry.drvPath, entry.derivationFile?.path);
       return { drvOutputIds: await drvOutputIds(drv, (p) => readStoreDerivation(store, p), store.storeDir) };
     } catch (e) {
       this.options.log?.warn({ drvPath: entry.drvPath, error: String(e) }, 'cannot compute the output ids');
@@ -714,7 +700,9 @@ export class KubernetesScheduler implements Scheduler {
 
   private async outputMap(entry: Entry): Promise<Map<string, string>> {
     try {
-      return knownOutputPaths(await readDerivation(this.options.store, entry.drvPath, entry.derivationFile));
+      return knownOutputPaths(
+        await readDerivationOf(this.options.store, entry.drvPath, entry.derivationFile?.path),
+      );
     } catch {
       return new Map();
     }

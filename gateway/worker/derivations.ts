@@ -25,6 +25,20 @@ export async function readStoreDerivation(store: LocalStore, drvPath: string): P
   });
 }
 
+/**
+ * The derivation of `drvPath`: from the store, or from `file` when it was sent whole
+ * (BuildDerivation) or is a check's (its .drv need not be in the store).
+ */
+export async function readDerivationOf(
+  store: LocalStore,
+  drvPath: string,
+  file?: string,
+): Promise<Derivation> {
+  if (file === undefined) return readStoreDerivation(store, drvPath);
+  const name = parseStorePath(drvPath, store.storeDir).name.replace(/\.drv$/, '');
+  return parseDerivation(await readFile(file), { name, storeDir: store.storeDir });
+}
+
 /** Output name → path (`""` when not known in advance, e.g. floating content-addressed). */
 export async function derivationOutputMap(store: LocalStore, drvPath: string): Promise<Map<string, string>> {
   const drv = await readStoreDerivation(store, drvPath);
